@@ -1,0 +1,129 @@
+// The request decorators that change the login: loginUser, logoutUser,
+// confirmLogin, and the read-only loginFresh, loginRemembered and safeNextUrl.
+import type { FastifyRequest } from 'fastify'
+import type { LoginUser, LoginUserOptions } from '../types/index.js'
+import { FST_LOGIN_INVALID_DURATION, FST_LOGIN_NO_SESSION } from './errors.js'
+import { sessionIsFresh } from './freshness.js'
+import { becomeAnonymous, ensureState, tokenOf, writeLogin, type LoginContext } from './loading.js'
+import { safeRedirectTarget } from './redirects.js'
+import {
+  KEY_FRESH, KEY_FRESH_AT, KEY_IDENTIFIER, KEY_REMEMBER_SECONDS, KEY_USER_ID, LOGIN_KEYS,
+  removeKeys, rotateSession, sessionOf, type SessionLike
+} from './session.js'
+import { countsAsAuthenticated, userIdOf, versionOf } from './users.js'
+
+function describeDuration (value: unknown): string {
+  return typeof value === 'number' ? String(value) : `a value of type ${typeof value}`
+}
+
+function requireSession (request: FastifyRequest): SessionLike {
+  const session = sessionOf(request)
+  if (session === null) throw new FST_LOGIN_NO_SESSION()
+  return session
+}
+
+export interface Actions {
+  loginUser (this: FastifyRequest, user: LoginUser, options?: LoginUserOptions): Promise<boolean>
+  logoutUser (this: FastifyRequest): Promise<boolean>
+  confirmLogin (this: FastifyRequest): Promise<void>
+  isAuthenticated (this: FastifyRequest): boolean
+  loginFresh (this: FastifyRequest): boolean
+  loginRemembered (this: FastifyRequest): boolean
+  safeNextUrl (this: FastifyRequest, fallback?: string): string
+}
+
+export function createActions (context: LoginContext): Actions {
+  const { config, codec, events } = context
+
+  async function loginUser (this: FastifyRequest, user: LoginUser, options: LoginUserOptions = {}): Promise<boolean> {
+    const { remember = false, force = false, fresh = true } = options
+    const duration = options.duration ?? config.remember.duration
+    if (typeof duration !== 'number' || !Number.isFinite(duration) || duration <= 0) {
+      throw new FST_LOGIN_INVALID_DURATION(describeDuration(options.duration))
+    }
+    const userId = userIdOf(config, user)
+    if (!force && (user as { isActive?: unknown }).isActive === false) return false
+    const version = versionOf(config, user)
+    const state = ensureState(context, this)
+    let session = requireSession(this)
+    session = config.regenerateSession ? await rotateSession(this, session, LOGIN_KEYS) : session
+    removeKeys(session, LOGIN_KEYS)
+    writeLogin(context, this, session, userId, fresh !== false, version)
+    if (remember === true) {
+      session.set(KEY_REMEMBER_SECONDS, duration)
+      const value = codec.sign(userId, duration, codec.versionTag(userId, version))
+      state.cookieAction = { kind: 'set', value, expires: Math.floor(Date.now() / 1000) + Math.ceil(duration) }
+    } else if (state.cookie !== undefined) {
+      // A remember cookie of an earlier login must not outlive this one.
+      state.cookieAction = { kind: 'clear' }
+    } else {
+      state.cookieAction = null
+    }
+    state.user = user
+    state.authenticated = countsAsAuthenticated(user)
+    state.fromCookie = false
+    if (events.wanted('userLoggedIn')) events.emit('userLoggedIn', { request: this, user })
+    return true
+  }
+
+  async function logoutUser (this: FastifyRequest): Promise<boolean> {
+    const state = ensureState(context, this)
+    const user = state.user as LoginUser
+    const session = sessionOf(this)
+    if (session !== null && session.get(KEY_USER_ID) !== undefined) {
+      const target = config.regenerateSession ? await rotateSession(this, session, LOGIN_KEYS) : session
+      removeKeys(target, LOGIN_KEYS)
+    } else if (session !== null) {
+      removeKeys(session, LOGIN_KEYS)
+    }
+    state.cookieAction = state.cookie === undefined ? null : { kind: 'clear' }
+    becomeAnonymous(context, this, state)
+    if (events.wanted('userLoggedOut')) events.emit('userLoggedOut', { request: this, user })
+    return true
+  }
+
+  async function confirmLogin (this: FastifyRequest): Promise<void> {
+    const state = ensureState(context, this)
+    const session = requireSession(this)
+    session.set(KEY_FRESH, true)
+    session.set(KEY_FRESH_AT, Date.now())
+    if (config.sessionProtection !== false) session.set(KEY_IDENTIFIER, config.sessionIdentifier(this))
+    if (events.wanted('userLoginConfirmed')) events.emit('userLoginConfirmed', { request: this, user: state.user as LoginUser })
+  }
+
+  function isAuthenticated (this: FastifyRequest): boolean {
+    return ensureState(context, this).authenticated
+  }
+
+  function loginFresh (this: FastifyRequest): boolean {
+    if (!ensureState(context, this).authenticated) return false
+    const session = sessionOf(this)
+    return session !== null && sessionIsFresh(config, session)
+  }
+
+  function loginRemembered (this: FastifyRequest): boolean {
+    const state = ensureState(context, this)
+    if (state.cookie === undefined || state.cookieAction?.kind === 'clear') return false
+    return tokenOf(context, state) !== null
+  }
+
+  function safeNextUrl (this: FastifyRequest, fallback = '/'): string {
+    let candidate: unknown = (this.query as Record<string, unknown> | undefined)?.[config.nextField]
+    if (candidate === undefined) {
+      const body: unknown = this.body
+      if (body !== null && typeof body === 'object') candidate = (body as Record<string, unknown>)[config.nextField]
+    }
+    if (config.useSessionForNext) {
+      const session = sessionOf(this)
+      const stored = session?.get(config.nextField)
+      if (stored !== undefined) {
+        session!.set(config.nextField, undefined)
+        candidate ??= stored
+      }
+    }
+    if (Array.isArray(candidate)) candidate = candidate[0]
+    return safeRedirectTarget(candidate, this.host) ?? fallback
+  }
+
+  return { loginUser, logoutUser, confirmLogin, isAuthenticated, loginFresh, loginRemembered, safeNextUrl }
+}

@@ -1,0 +1,158 @@
+// fastify-login: user session management for Fastify (Flask-Login's feature
+// set). This file only wires the modules into Fastify.
+import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, onRequestHookHandler, onSendHookHandler } from 'fastify'
+import fp from 'fastify-plugin'
+import type { FastifyLoginOptions, LoginUser, LoginEventListener, LoginEventName, LoginManager } from '../types/index.js'
+import { createActions } from './actions.js'
+import { FST_LOGIN_INVALID_OPTION, FST_LOGIN_MISSING_COOKIE, FST_LOGIN_MISSING_SESSION } from './errors.js'
+import { LoginEventHub } from './events.js'
+import { loadUser, tokenOf, type LoginContext } from './loading.js'
+import { publicOptions, resolveOptions } from './options.js'
+import { normaliseHost } from './redirects.js'
+import { clearRememberCookie, RememberCodec, setRememberCookie } from './remember.js'
+import { createResponses } from './responses.js'
+import { kLoginState, stateOf } from './state.js'
+import { kTestLogins, TICKET_HEADER, type PendingTestLogin } from './testing.js'
+import { userIdOf } from './users.js'
+
+export type * from '../types/index.js'
+export { AnonymousUserMixin, UserMixin } from './mixins.js'
+export { isSafeRedirectUrl } from './redirects.js'
+export { SESSION_KEYS } from './session.js'
+export { EVENT_NAMES } from './events.js'
+export * from './errors.js'
+export {
+  DEFAULT_EXEMPT_METHODS, DEFAULT_LOGIN_MESSAGE, DEFAULT_MESSAGE_CATEGORY, DEFAULT_NEEDS_REFRESH_MESSAGE,
+  DEFAULT_NEXT_FIELD, DEFAULT_REMEMBER_COOKIE_NAME, DEFAULT_REMEMBER_DURATION, MIN_SECRET_LENGTH
+} from './options.js'
+
+const ROUTE_MODES = new Set<unknown>(['required', 'fresh', 'optional', false, undefined])
+
+function checkEnvironment (fastify: FastifyInstance): void {
+  if (!fastify.hasReplyDecorator('setCookie') || !fastify.hasRequestDecorator('cookies')) throw new FST_LOGIN_MISSING_COOKIE()
+  if (!fastify.hasRequestDecorator('session')) throw new FST_LOGIN_MISSING_SESSION()
+}
+
+const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin (fastify, options, done) {
+  let context: LoginContext
+  try {
+    checkEnvironment(fastify)
+    const config = resolveOptions(options)
+    if (config.forceHostForRedirects !== undefined && normaliseHost(config.forceHostForRedirects) === null) {
+      throw new FST_LOGIN_INVALID_OPTION('`forceHostForRedirects` must be a host name, with an optional port')
+    }
+    context = { config, events: new LoginEventHub(), codec: new RememberCodec(config.secrets) }
+  } catch (error) {
+    done(error as Error)
+    return
+  }
+  const { config, events, codec } = context
+  const actions = createActions(context)
+  const responses = createResponses(config, events)
+  const testLogins = new Map<string, PendingTestLogin>()
+
+  const manager: LoginManager = {
+    options: publicOptions(config),
+    on<E extends LoginEventName>(event: E, listener: LoginEventListener<E>) { events.on(event, listener); return manager },
+    once<E extends LoginEventName>(event: E, listener: LoginEventListener<E>) { events.on(event, listener, true); return manager },
+    off<E extends LoginEventName>(event: E, listener: LoginEventListener<E>) { events.off(event, listener); return manager },
+    unauthorized: responses.unauthorized,
+    needsRefresh: responses.needsRefresh,
+    loginUrl: responses.loginUrl
+  }
+  Object.defineProperty(manager, kTestLogins, { value: testLogins })
+
+  fastify.decorate('loginManager', manager)
+  fastify.decorate('requireLogin', responses.requireLogin)
+  fastify.decorate('requireFreshLogin', responses.requireFreshLogin)
+
+  fastify.decorateRequest(kLoginState, null)
+  fastify.decorateRequest('user', {
+    getter (this: FastifyRequest) { return stateOf(this)?.user ?? config.anonymousUser(this) }
+  })
+  fastify.decorateRequest('isAuthenticated', actions.isAuthenticated)
+  fastify.decorateRequest('loginFresh', { getter (this: FastifyRequest) { return actions.loginFresh.call(this) } })
+  fastify.decorateRequest('loginRemembered', { getter (this: FastifyRequest) { return actions.loginRemembered.call(this) } })
+  fastify.decorateRequest('loginUser', actions.loginUser)
+  fastify.decorateRequest('logoutUser', actions.logoutUser)
+  fastify.decorateRequest('confirmLogin', actions.confirmLogin)
+  fastify.decorateRequest('safeNextUrl', actions.safeNextUrl)
+
+  const onRequest: onRequestHookHandler = function loadLoginUser (request, reply, next) {
+    if (testLogins.size > 0 && typeof request.headers[TICKET_HEADER] === 'string') {
+      const pending = testLogins.get(request.headers[TICKET_HEADER])
+      if (pending !== undefined) {
+        // The reply is sent by testLogin; only a failure continues the chain.
+        testLogin(request, reply, pending).catch(next)
+        return
+      }
+    }
+    let pending: Promise<void> | undefined
+    try {
+      pending = loadUser(context, request)
+    } catch (error) {
+      next(error as Error)
+      return
+    }
+    if (pending === undefined) next()
+    else pending.then(() => { next() }, next)
+  }
+
+  async function testLogin (request: FastifyRequest, reply: FastifyReply, pending: PendingTestLogin): Promise<void> {
+    await request.loginUser(pending.user, { fresh: pending.fresh, remember: pending.remember, force: true })
+    await reply.code(204).send()
+  }
+
+  const onSend: onSendHookHandler = function writeRememberCookie (request, reply, payload, next) {
+    const state = stateOf(request)
+    if (state === null || (state.cookie === undefined && state.cookieAction === null)) {
+      next(null, payload)
+      return
+    }
+    if (state.fromCookie) reply.header('vary', 'Cookie')
+    const action = state.cookieAction
+    if (action?.kind === 'set') {
+      setRememberCookie(config, request, reply, action.value, action.expires)
+    } else if (action?.kind === 'clear') {
+      clearRememberCookie(config, request, reply)
+    } else if (config.remember.refreshEachRequest && state.authenticated) {
+      refreshRememberCookie(request, reply)
+    }
+    next(null, payload)
+  }
+
+  // Re-issue a valid cookie of the current user with a new expiry.
+  function refreshRememberCookie (request: FastifyRequest, reply: FastifyReply): void {
+    const state = stateOf(request)!
+    const token = tokenOf(context, state)
+    if (token === null || token.userId !== userIdOf(config, state.user as LoginUser)) return
+    const expires = Math.floor(Date.now() / 1000) + token.duration
+    setRememberCookie(config, request, reply, codec.resign({ ...token, expires }, token.versionTag), expires)
+  }
+
+  fastify.addHook('onRequest', onRequest)
+  fastify.addHook('onSend', onSend)
+
+  fastify.addHook('onRoute', (route) => {
+    const mode: unknown = route.config?.login
+    if (!ROUTE_MODES.has(mode)) {
+      throw new FST_LOGIN_INVALID_OPTION(`route ${route.method} ${route.url}: \`config.login\` must be 'required', 'fresh', 'optional' or false`)
+    }
+    const guard = mode === 'fresh'
+      ? responses.requireFreshLogin
+      : mode === 'required' || (mode === undefined && config.loginRequiredByDefault) ? responses.requireLogin : undefined
+    if (guard === undefined) return
+    const existing = route.preHandler
+    route.preHandler = existing === undefined ? [guard] : [guard, ...(Array.isArray(existing) ? existing : [existing])]
+  })
+
+  done()
+}
+
+/** The fastify-login plugin. */
+export const fastifyLogin = fp(plugin, {
+  fastify: '5.x',
+  name: 'fastify-login'
+})
+
+export default fastifyLogin

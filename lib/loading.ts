@@ -1,0 +1,165 @@
+// Loading the user of a request, in Flask-Login's order: session protection,
+// the session's user id, the remember cookie, the request loader, anonymous.
+import type { FastifyRequest } from 'fastify'
+import type { LoginUser } from '../types/index.js'
+import type { LoginEventHub } from './events.js'
+import type { LoginConfig } from './options.js'
+import type { RememberCodec, RememberToken } from './remember.js'
+import {
+  KEY_FRESH, KEY_FRESH_AT, KEY_IDENTIFIER, KEY_USER_ID, KEY_VERSION, LOGIN_KEYS,
+  isPersistent, removeKeys, rotateSession, sessionOf, type SessionLike
+} from './session.js'
+import { attachState, stateOf, type LoginState } from './state.js'
+import { countsAsAuthenticated, versionOf } from './users.js'
+
+/** What the loading, login and response modules share. */
+export interface LoginContext {
+  readonly config: LoginConfig
+  readonly events: LoginEventHub
+  readonly codec: RememberCodec
+}
+
+interface WithCookies {
+  cookies?: Record<string, string | undefined>
+}
+
+/** The request's login state, created (anonymous) when the hook has not run. */
+export function ensureState (context: LoginContext, request: FastifyRequest): LoginState {
+  const existing = stateOf(request)
+  if (existing !== null) return existing
+  const state: LoginState = {
+    user: context.config.anonymousUser(request),
+    authenticated: false,
+    fromCookie: false,
+    cookie: (request as WithCookies).cookies?.[context.config.remember.cookieName],
+    token: undefined,
+    cookieAction: null
+  }
+  attachState(request, state)
+  return state
+}
+
+/** The verified remember token of the request (verified at most once). */
+export function tokenOf (context: LoginContext, state: LoginState): RememberToken | null {
+  if (state.token === undefined) state.token = state.cookie === undefined ? null : context.codec.verify(state.cookie)
+  return state.token
+}
+
+export function becomeAnonymous (context: LoginContext, request: FastifyRequest, state: LoginState): void {
+  state.user = context.config.anonymousUser(request)
+  state.authenticated = false
+  state.fromCookie = false
+}
+
+function becomeUser (state: LoginState, user: LoginUser): void {
+  state.user = user
+  state.authenticated = countsAsAuthenticated(user)
+}
+
+/** Forget a login that no longer holds: the session keys and the remember cookie. */
+function dropLogin (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike | null): void {
+  if (session !== null) removeKeys(session, LOGIN_KEYS)
+  if (state.cookie !== undefined) state.cookieAction = { kind: 'clear' }
+  becomeAnonymous(context, request, state)
+}
+
+/** Writes a login into the session: the keys `loginUser` and a cookie restore share. */
+export function writeLogin (context: LoginContext, request: FastifyRequest, session: SessionLike, userId: string, fresh: boolean, version: string | undefined): void {
+  const { config } = context
+  session.set(KEY_USER_ID, userId)
+  session.set(KEY_FRESH, fresh)
+  session.set(KEY_FRESH_AT, fresh ? Date.now() : undefined)
+  session.set(KEY_IDENTIFIER, config.sessionProtection === false ? undefined : config.sessionIdentifier(request))
+  session.set(KEY_VERSION, version)
+}
+
+/**
+ * Session protection (`_session_protection_failed`). Returns true when the
+ * login was removed (strong mode): the request is then anonymous.
+ */
+function protectionRemovedLogin (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike): boolean {
+  const { config, events } = context
+  if (config.sessionProtection === false) return false
+  if (config.sessionIdentifier(request) === session.get(KEY_IDENTIFIER)) return false
+  if (config.sessionProtection === 'basic' || isPersistent(session)) {
+    if (session.get(KEY_FRESH) !== false) session.set(KEY_FRESH, false)
+    if (events.wanted('sessionProtected')) events.emit('sessionProtected', { request })
+    return false
+  }
+  dropLogin(context, request, state, session)
+  if (events.wanted('sessionProtected')) events.emit('sessionProtected', { request })
+  return true
+}
+
+async function callUserLoader (context: LoginContext, request: FastifyRequest, userId: string): Promise<LoginUser | null> {
+  const { config, events } = context
+  if (events.wanted('userAccessed')) events.emit('userAccessed', { request })
+  const user = await config.userLoader!(userId, request)
+  return user ?? null
+}
+
+async function fromSession (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike, userId: string): Promise<void> {
+  const { config } = context
+  const user = await callUserLoader(context, request, userId)
+  if (user === null) return dropLogin(context, request, state, session)
+  if (config.sessionVersion !== undefined && versionOf(config, user) !== session.get(KEY_VERSION)) {
+    return dropLogin(context, request, state, session)
+  }
+  becomeUser(state, user)
+}
+
+async function fromCookie (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike | null, token: RememberToken): Promise<void> {
+  const { config, codec, events } = context
+  const user = await callUserLoader(context, request, token.userId)
+  if (user === null) return dropLogin(context, request, state, null)
+  const version = versionOf(config, user)
+  if (!codec.versionMatches(token, version)) return dropLogin(context, request, state, null)
+  if (session !== null) {
+    // The session becomes a login: rotate its id as a login would.
+    const target = config.regenerateSession ? await rotateSession(request, session, LOGIN_KEYS) : session
+    writeLogin(context, request, target, token.userId, false, version)
+  }
+  if (token.stale) {
+    const value = codec.resign(token, codec.versionTag(token.userId, version))
+    state.cookieAction = { kind: 'set', value, expires: token.expires }
+  }
+  becomeUser(state, user)
+  state.fromCookie = true
+  if (events.wanted('userLoadedFromCookie')) events.emit('userLoadedFromCookie', { request, user })
+}
+
+async function fromRequest (context: LoginContext, request: FastifyRequest, state: LoginState): Promise<void> {
+  const { config, events } = context
+  if (events.wanted('userAccessed')) events.emit('userAccessed', { request })
+  const user = await config.requestLoader!(request)
+  if (user === null || user === undefined) return
+  becomeUser(state, user)
+  if (events.wanted('userLoadedFromRequest')) events.emit('userLoadedFromRequest', { request, user })
+}
+
+/**
+ * Loads the user of `request`. Returns `undefined` when that finished
+ * synchronously (no credentials: no loader, no hashing, no session write),
+ * else a promise.
+ */
+export function loadUser (context: LoginContext, request: FastifyRequest): Promise<void> | undefined {
+  const { config } = context
+  const state = ensureState(context, request)
+  if (request.routeOptions.config?.login === false) return undefined
+  const session = sessionOf(request)
+  if (session !== null && session.get(KEY_USER_ID) !== undefined) {
+    if (protectionRemovedLogin(context, request, state, session)) return undefined
+    const userId = session.get(KEY_USER_ID)
+    if (typeof userId === 'string' && config.userLoader !== undefined) return fromSession(context, request, state, session, userId)
+    dropLogin(context, request, state, session)
+    return undefined
+  }
+  if (state.cookie !== undefined && config.userLoader !== undefined) {
+    const token = tokenOf(context, state)
+    if (token !== null) return fromCookie(context, request, state, session, token)
+    // A bad cookie is treated as absent, and cleared.
+    state.cookieAction = { kind: 'clear' }
+  }
+  if (config.requestLoader !== undefined) return fromRequest(context, request, state)
+  return undefined
+}

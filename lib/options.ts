@@ -1,0 +1,203 @@
+// Defaults, and the one-time validation that turns user options into the
+// frozen configuration every hook closes over.
+import { createHash } from 'node:crypto'
+import type { FastifyRequest } from 'fastify'
+import type {
+  AnonymousUser, FastifyLoginOptions, LoginUser, LoginView, RequestLoader, ResolvedLoginOptions,
+  ResponseHandler, SessionProtection, UserLoader
+} from '../types/index.js'
+import { FST_LOGIN_INVALID_OPTION, FST_LOGIN_MISSING_LOADER, FST_LOGIN_MISSING_SECRET } from './errors.js'
+import { AnonymousUserMixin } from './mixins.js'
+
+/** Flashed when an anonymous user is sent to the login view. */
+export const DEFAULT_LOGIN_MESSAGE = 'Please log in to access this page.'
+/** Flashed when a stale login is sent to the refresh view. */
+export const DEFAULT_NEEDS_REFRESH_MESSAGE = 'Please reauthenticate to access this page.'
+/** Flash category of both messages. */
+export const DEFAULT_MESSAGE_CATEGORY = 'message'
+/** Name of the remember-me cookie. */
+export const DEFAULT_REMEMBER_COOKIE_NAME = 'remember_token'
+/** Lifetime of the remember-me cookie: 365 days, in seconds. */
+export const DEFAULT_REMEMBER_DURATION = 365 * 24 * 60 * 60
+/** Query and session field carrying the return address. */
+export const DEFAULT_NEXT_FIELD = 'next'
+/** Methods the guards let through (CORS preflights carry no cookies). */
+export const DEFAULT_EXEMPT_METHODS: readonly string[] = Object.freeze(['OPTIONS'])
+/** Shortest accepted secret, in characters. */
+export const MIN_SECRET_LENGTH = 32
+
+/** Everything the hooks need, resolved once at register time. */
+export interface LoginConfig extends ResolvedLoginOptions {
+  readonly secrets: readonly string[]
+  readonly userLoader: UserLoader | undefined
+  readonly requestLoader: RequestLoader | undefined
+  readonly anonymousUser: (request: FastifyRequest) => AnonymousUser
+  readonly getUserId: (user: LoginUser) => unknown
+  readonly localize: ((message: string, request: FastifyRequest) => string) | undefined
+  readonly unauthorizedHandler: ResponseHandler | undefined
+  readonly needsRefreshHandler: ResponseHandler | undefined
+  readonly sessionIdentifier: (request: FastifyRequest) => string
+  readonly sessionVersion: ((user: LoginUser) => string) | undefined
+  readonly exemptMethodSet: ReadonlySet<string>
+}
+
+/** Flask-Login's identifier: a hash of the client address and its User-Agent. */
+export function defaultSessionIdentifier (request: FastifyRequest): string {
+  const agent = request.headers['user-agent'] ?? ''
+  return createHash('sha512').update(`${request.ip}|${agent}`, 'utf8').digest('hex')
+}
+
+/** `user.getId()` when it is a function, else `user.id`. */
+export function defaultGetUserId (user: LoginUser): unknown {
+  const candidate = user as { getId?: unknown, id?: unknown }
+  return typeof candidate.getId === 'function' ? candidate.getId() : candidate.id
+}
+
+function defaultAnonymousUser (): AnonymousUser {
+  return new AnonymousUserMixin() as AnonymousUser
+}
+
+function fail (message: string): never {
+  throw new FST_LOGIN_INVALID_OPTION(message)
+}
+
+function optionalFunction<T> (value: T | undefined, name: string): T | undefined {
+  if (value !== undefined && typeof value !== 'function') fail(`\`${name}\` must be a function`)
+  return value
+}
+
+function optionalString (value: unknown, name: string): string | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'string' || value === '') fail(`\`${name}\` must be a non-empty string`)
+  return value
+}
+
+function message (value: unknown, name: string, fallback: string): string | false {
+  if (value === undefined) return fallback
+  if (value === false || typeof value === 'string') return value
+  return fail(`\`${name}\` must be a string or false`)
+}
+
+function bool (value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') fail(`\`${name}\` must be true or false`)
+  return value
+}
+
+function view (value: unknown, name: string): LoginView | undefined {
+  if (value === undefined) return undefined
+  if (typeof value === 'function') return value as LoginView
+  return optionalString(value, name)
+}
+
+function positiveSeconds (value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    fail(`\`${name}\` must be a positive, finite number of seconds`)
+  }
+  return value
+}
+
+function resolveSecrets (secret: unknown): readonly string[] {
+  const list = Array.isArray(secret) ? secret : [secret]
+  if (list.length === 0) throw new FST_LOGIN_MISSING_SECRET()
+  for (const item of list) {
+    if (typeof item !== 'string' || item.length < MIN_SECRET_LENGTH) throw new FST_LOGIN_MISSING_SECRET()
+  }
+  return Object.freeze([...list] as string[])
+}
+
+function resolveProtection (value: unknown): SessionProtection {
+  if (value === undefined) return 'basic'
+  if (value === 'basic' || value === 'strong' || value === false) return value
+  return fail('`sessionProtection` must be \'basic\', \'strong\' or false')
+}
+
+function resolveRemember (options: FastifyLoginOptions['remember']): LoginConfig['remember'] {
+  if (options !== undefined && (options === null || typeof options !== 'object')) fail('`remember` must be an object')
+  const remember = options ?? {}
+  const secure = remember.secure ?? 'auto'
+  if (secure !== true && secure !== false && secure !== 'auto') fail('`remember.secure` must be true, false or \'auto\'')
+  const sameSite = remember.sameSite ?? 'lax'
+  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none' && sameSite !== false) {
+    fail('`remember.sameSite` must be \'lax\', \'strict\', \'none\' or false')
+  }
+  // Browsers drop SameSite=None cookies that are not Secure.
+  if (sameSite === 'none' && secure !== true) fail('`remember.sameSite: \'none\'` needs `remember.secure: true`')
+  return Object.freeze({
+    cookieName: optionalString(remember.cookieName, 'remember.cookieName') ?? DEFAULT_REMEMBER_COOKIE_NAME,
+    duration: positiveSeconds(remember.duration, 'remember.duration') ?? DEFAULT_REMEMBER_DURATION,
+    domain: optionalString(remember.domain, 'remember.domain'),
+    path: optionalString(remember.path, 'remember.path') ?? '/',
+    secure,
+    httpOnly: bool(remember.httpOnly, 'remember.httpOnly', true),
+    sameSite,
+    refreshEachRequest: bool(remember.refreshEachRequest, 'remember.refreshEachRequest', false)
+  })
+}
+
+function resolveExemptMethods (value: unknown): readonly string[] {
+  if (value === undefined) return DEFAULT_EXEMPT_METHODS
+  if (!Array.isArray(value) || !value.every((method) => typeof method === 'string')) {
+    fail('`exemptMethods` must be an array of HTTP method names')
+  }
+  return Object.freeze((value as string[]).map((method) => method.toUpperCase()))
+}
+
+/** Validates the options once and returns the frozen configuration. Never mutates `options`. */
+export function resolveOptions (options: FastifyLoginOptions): LoginConfig {
+  if (options === null || typeof options !== 'object') fail('options must be an object')
+  const userLoader = optionalFunction(options.userLoader, 'userLoader')
+  const requestLoader = optionalFunction(options.requestLoader, 'requestLoader')
+  if (userLoader === undefined && requestLoader === undefined) throw new FST_LOGIN_MISSING_LOADER()
+  const exemptMethods = resolveExemptMethods(options.exemptMethods)
+  return Object.freeze({
+    secrets: resolveSecrets(options.secret),
+    userLoader,
+    requestLoader,
+    anonymousUser: optionalFunction(options.anonymousUser, 'anonymousUser') ?? defaultAnonymousUser,
+    getUserId: optionalFunction(options.getUserId, 'getUserId') ?? defaultGetUserId,
+    loginView: view(options.loginView, 'loginView'),
+    loginMessage: message(options.loginMessage, 'loginMessage', DEFAULT_LOGIN_MESSAGE),
+    loginMessageCategory: optionalString(options.loginMessageCategory, 'loginMessageCategory') ?? DEFAULT_MESSAGE_CATEGORY,
+    refreshView: view(options.refreshView, 'refreshView'),
+    needsRefreshMessage: message(options.needsRefreshMessage, 'needsRefreshMessage', DEFAULT_NEEDS_REFRESH_MESSAGE),
+    needsRefreshMessageCategory: optionalString(options.needsRefreshMessageCategory, 'needsRefreshMessageCategory') ?? DEFAULT_MESSAGE_CATEGORY,
+    localize: optionalFunction(options.localize, 'localize'),
+    unauthorizedHandler: optionalFunction(options.unauthorizedHandler, 'unauthorizedHandler'),
+    needsRefreshHandler: optionalFunction(options.needsRefreshHandler, 'needsRefreshHandler'),
+    sessionProtection: resolveProtection(options.sessionProtection),
+    sessionIdentifier: optionalFunction(options.sessionIdentifier, 'sessionIdentifier') ?? defaultSessionIdentifier,
+    useSessionForNext: bool(options.useSessionForNext, 'useSessionForNext', false),
+    nextField: optionalString(options.nextField, 'nextField') ?? DEFAULT_NEXT_FIELD,
+    exemptMethods,
+    exemptMethodSet: new Set(exemptMethods),
+    forceHostForRedirects: optionalString(options.forceHostForRedirects, 'forceHostForRedirects'),
+    remember: resolveRemember(options.remember),
+    sessionVersion: optionalFunction(options.sessionVersion, 'sessionVersion'),
+    freshMaxAge: positiveSeconds(options.freshMaxAge, 'freshMaxAge'),
+    regenerateSession: bool(options.regenerateSession, 'regenerateSession', true),
+    loginRequiredByDefault: bool(options.loginRequiredByDefault, 'loginRequiredByDefault', false)
+  })
+}
+
+/** The options as `app.loginManager.options` shows them: everything but the secrets and callbacks. */
+export function publicOptions (config: LoginConfig): ResolvedLoginOptions {
+  return Object.freeze({
+    loginView: config.loginView,
+    loginMessage: config.loginMessage,
+    loginMessageCategory: config.loginMessageCategory,
+    refreshView: config.refreshView,
+    needsRefreshMessage: config.needsRefreshMessage,
+    needsRefreshMessageCategory: config.needsRefreshMessageCategory,
+    sessionProtection: config.sessionProtection,
+    useSessionForNext: config.useSessionForNext,
+    nextField: config.nextField,
+    exemptMethods: config.exemptMethods,
+    forceHostForRedirects: config.forceHostForRedirects,
+    remember: config.remember,
+    freshMaxAge: config.freshMaxAge,
+    regenerateSession: config.regenerateSession,
+    loginRequiredByDefault: config.loginRequiredByDefault
+  })
+}

@@ -1,0 +1,155 @@
+// The remember-me cookie: a versioned token whose MAC covers the user id, an
+// expiry, the login's duration and (optionally) a tag of the user's
+// `sessionVersion`. Keys are derived from `secret` for this purpose only.
+//
+//   v1.<base64url(id)>.<expires, unix seconds>.<duration, seconds>.<version tag or empty>.<base64url(mac)>
+import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { LoginConfig } from './options.js'
+
+const FORMAT = 'v1'
+const MAC_BYTES = 32
+const MAC_CHARS = 43
+const TAG_BYTES = 16
+const TAG_CHARS = 22
+/** Longer values are rejected before any MAC is computed. */
+export const MAX_COOKIE_LENGTH = 4096
+const BASE64URL = /^[A-Za-z0-9_-]+$/
+const SECONDS = /^[1-9][0-9]{0,12}$/
+
+/** A verified remember token. */
+export interface RememberToken {
+  readonly userId: string
+  /** Unix seconds after which the token is refused. */
+  readonly expires: number
+  /** The lifetime chosen at login, in seconds; kept when the cookie is refreshed. */
+  readonly duration: number
+  readonly versionTag: string
+  /** True when a secret other than the first verified it: re-issue under the current one. */
+  readonly stale: boolean
+}
+
+interface KeyPair {
+  readonly mac: Buffer
+  readonly version: Buffer
+}
+
+function derive (secret: string, info: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', secret, 'fastify-login', info, 32))
+}
+
+/** Signs and verifies remember tokens with keys derived once from the secrets. */
+export class RememberCodec {
+  readonly #keys: readonly KeyPair[]
+
+  constructor (secrets: readonly string[]) {
+    this.#keys = secrets.map((secret) => ({
+      mac: derive(secret, 'remember-cookie mac v1'),
+      version: derive(secret, 'remember-cookie session-version v1')
+    }))
+  }
+
+  /** A tag of `version` for `userId`, under the current key; empty without a version. */
+  versionTag (userId: string, version: string | undefined): string {
+    if (version === undefined) return ''
+    return this.#tag(this.#keys[0]!, userId, version)
+  }
+
+  /** Whether `tag` is the tag of `version` under the key that verified the token. */
+  versionMatches (token: RememberToken, version: string | undefined): boolean {
+    if (version === undefined) return token.versionTag === ''
+    if (token.versionTag.length !== TAG_CHARS) return false
+    const expected = Buffer.from(token.versionTag, 'base64url')
+    return this.#keys.some((key) => {
+      const actual = Buffer.from(this.#tag(key, token.userId, version), 'base64url')
+      return actual.length === expected.length && timingSafeEqual(actual, expected)
+    })
+  }
+
+  sign (userId: string, durationSeconds: number, versionTag: string, now = Date.now()): string {
+    const expires = Math.floor(now / 1000) + Math.ceil(durationSeconds)
+    return this.#signFields(Buffer.from(userId, 'utf8').toString('base64url'), expires, Math.ceil(durationSeconds), versionTag)
+  }
+
+  /** Re-signs a verified token under the current key, keeping its expiry and duration. */
+  resign (token: RememberToken, versionTag: string): string {
+    return this.#signFields(Buffer.from(token.userId, 'utf8').toString('base64url'), token.expires, token.duration, versionTag)
+  }
+
+  /** The token in `value`, or `null` when it is malformed, forged or expired. */
+  verify (value: unknown, now = Date.now()): RememberToken | null {
+    if (typeof value !== 'string' || value.length > MAX_COOKIE_LENGTH) return null
+    const parts = value.split('.')
+    if (parts.length !== 6 || parts[0] !== FORMAT) return null
+    const [, encodedId, expiresText, durationText, versionTag, macText] = parts as [string, string, string, string, string, string]
+    if (!BASE64URL.test(encodedId) || !SECONDS.test(expiresText) || !SECONDS.test(durationText)) return null
+    if (versionTag !== '' && (versionTag.length !== TAG_CHARS || !BASE64URL.test(versionTag))) return null
+    if (macText.length !== MAC_CHARS || !BASE64URL.test(macText)) return null
+    const mac = Buffer.from(macText, 'base64url')
+    // Only the canonical encoding is accepted: no two cookies carry one MAC.
+    if (mac.length !== MAC_BYTES || mac.toString('base64url') !== macText) return null
+    const payload = `${FORMAT}.${encodedId}.${expiresText}.${durationText}.${versionTag}`
+    const index = this.#keys.findIndex((key) => {
+      const expected = createHmac('sha256', key.mac).update(payload).digest()
+      return timingSafeEqual(expected, mac)
+    })
+    if (index === -1) return null
+    const expires = Number(expiresText)
+    if (expires * 1000 <= now) return null
+    const idBytes = Buffer.from(encodedId, 'base64url')
+    const userId = idBytes.toString('utf8')
+    if (userId === '' || Buffer.from(userId, 'utf8').toString('base64url') !== encodedId) return null
+    return { userId, expires, duration: Number(durationText), versionTag, stale: index !== 0 }
+  }
+
+  #signFields (encodedId: string, expires: number, duration: number, versionTag: string): string {
+    const payload = `${FORMAT}.${encodedId}.${expires}.${duration}.${versionTag}`
+    const mac = createHmac('sha256', this.#keys[0]!.mac).update(payload).digest('base64url')
+    return `${payload}.${mac}`
+  }
+
+  #tag (key: KeyPair, userId: string, version: string): string {
+    return createHmac('sha256', key.version).update(`${userId}\u0000${version}`).digest().subarray(0, TAG_BYTES).toString('base64url')
+  }
+}
+
+interface CookieOptions {
+  path: string
+  domain: string | undefined
+  secure: boolean
+  httpOnly: boolean
+  sameSite: 'lax' | 'strict' | 'none' | false
+  maxAge?: number
+}
+
+// @fastify/cookie's reply methods, without depending on its type declarations.
+interface CookieReply {
+  setCookie (name: string, value: string, options: CookieOptions): unknown
+  clearCookie (name: string, options: CookieOptions): unknown
+}
+
+function cookieOptions (config: LoginConfig, request: FastifyRequest): CookieOptions {
+  const remember = config.remember
+  return {
+    path: remember.path,
+    domain: remember.domain,
+    secure: remember.secure === 'auto' ? request.protocol === 'https' : remember.secure,
+    httpOnly: remember.httpOnly,
+    sameSite: remember.sameSite
+  }
+}
+
+function cookieReply (reply: FastifyReply): CookieReply {
+  return reply as unknown as CookieReply
+}
+
+/** Sets the remember cookie with a Max-Age that matches the token's expiry. */
+export function setRememberCookie (config: LoginConfig, request: FastifyRequest, reply: FastifyReply, value: string, expires: number): void {
+  const maxAge = Math.max(0, expires - Math.floor(Date.now() / 1000))
+  cookieReply(reply).setCookie(config.remember.cookieName, value, { ...cookieOptions(config, request), maxAge })
+}
+
+/** Clears the remember cookie with the Path and Domain it was set with. */
+export function clearRememberCookie (config: LoginConfig, request: FastifyRequest, reply: FastifyReply): void {
+  cookieReply(reply).clearCookie(config.remember.cookieName, cookieOptions(config, request))
+}

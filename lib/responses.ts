@@ -1,0 +1,125 @@
+// The unauthorized and needs-refresh responses, and the guards that send them.
+import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+import type { LoginView } from '../types/index.js'
+import type { LoginEventHub } from './events.js'
+import { FST_LOGIN_NEEDS_REFRESH, FST_LOGIN_UNAUTHORIZED } from './errors.js'
+import type { LoginConfig } from './options.js'
+import { buildLoginUrl, nextParam } from './redirects.js'
+import { sessionOf } from './session.js'
+import { isFresh } from './freshness.js'
+import { stateOf } from './state.js'
+
+interface Flashing {
+  flash?: (category: string, message: string) => unknown
+}
+
+/** q-value given to `type` by an Accept header; types not listed get 0. */
+function qualityOf (accept: string, type: string): number {
+  let best = 0
+  for (const range of accept.split(',')) {
+    const [media, ...params] = range.split(';')
+    if (media === undefined || media.trim().toLowerCase() !== type) continue
+    let quality = 1
+    for (const param of params) {
+      const [name, value] = param.split('=')
+      if (name?.trim().toLowerCase() === 'q' && value !== undefined) {
+        const parsed = Number(value.trim())
+        quality = Number.isFinite(parsed) ? Math.min(Math.max(parsed, 0), 1) : 0
+      }
+    }
+    best = Math.max(best, quality)
+  }
+  return best
+}
+
+/** True when the client ranks JSON above HTML: it gets a 401, not a redirect. */
+export function prefersJson (request: FastifyRequest): boolean {
+  const accept = request.headers.accept
+  if (accept === undefined || accept === '') return false
+  return qualityOf(accept, 'application/json') > qualityOf(accept, 'text/html')
+}
+
+interface Flow {
+  readonly event: 'userUnauthorized' | 'userNeedsRefresh'
+  readonly handler: LoginConfig['unauthorizedHandler']
+  readonly view: LoginView | undefined
+  readonly message: string | false
+  readonly category: string
+  readonly Failure: new () => Error
+}
+
+export interface Responses {
+  unauthorized (request: FastifyRequest, reply: FastifyReply): Promise<void>
+  needsRefresh (request: FastifyRequest, reply: FastifyReply): Promise<void>
+  loginUrl (loginView: string, nextUrl?: string, nextField?: string): string
+  requireLogin: preHandlerAsyncHookHandler
+  requireFreshLogin: preHandlerAsyncHookHandler
+}
+
+export function createResponses (config: LoginConfig, events: LoginEventHub): Responses {
+  const unauthorizedFlow: Flow = {
+    event: 'userUnauthorized',
+    handler: config.unauthorizedHandler,
+    view: config.loginView,
+    message: config.loginMessage,
+    category: config.loginMessageCategory,
+    Failure: FST_LOGIN_UNAUTHORIZED
+  }
+  const refreshFlow: Flow = {
+    event: 'userNeedsRefresh',
+    handler: config.needsRefreshHandler,
+    view: config.refreshView,
+    message: config.needsRefreshMessage,
+    category: config.needsRefreshMessageCategory,
+    Failure: FST_LOGIN_NEEDS_REFRESH
+  }
+
+  function loginUrl (loginView: string, nextUrl?: string, nextField: string = config.nextField): string {
+    return buildLoginUrl(loginView, nextUrl, nextField, config.forceHostForRedirects)
+  }
+
+  async function respond (flow: Flow, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (events.wanted(flow.event)) events.emit(flow.event, { request })
+    if (flow.handler !== undefined) {
+      await flow.handler(request, reply)
+      return
+    }
+    const view = typeof flow.view === 'function' ? flow.view(request) : flow.view
+    if (view === undefined || prefersJson(request)) throw new flow.Failure()
+    const flash = (request as Flashing).flash
+    if (flow.message !== false && typeof flash === 'function') {
+      const text = config.localize === undefined ? flow.message : config.localize(flow.message, request)
+      flash.call(request, flow.category, text)
+    }
+    const current = `${request.protocol}://${request.host}${request.url}`
+    const session = config.useSessionForNext ? sessionOf(request) : null
+    if (session !== null) {
+      session.set(config.nextField, nextParam(view, current))
+      await reply.redirect(loginUrl(view), 302)
+      return
+    }
+    await reply.redirect(loginUrl(view, current), 302)
+  }
+
+  const unauthorized = (request: FastifyRequest, reply: FastifyReply): Promise<void> => respond(unauthorizedFlow, request, reply)
+  const needsRefresh = (request: FastifyRequest, reply: FastifyReply): Promise<void> => respond(refreshFlow, request, reply)
+
+  const requireLogin: preHandlerAsyncHookHandler = async function requireLogin (request, reply) {
+    if (config.exemptMethodSet.has(request.method) || stateOf(request)?.authenticated === true) return
+    await unauthorized(request, reply)
+    return reply
+  }
+
+  const requireFreshLogin: preHandlerAsyncHookHandler = async function requireFreshLogin (request, reply) {
+    if (config.exemptMethodSet.has(request.method)) return
+    if (stateOf(request)?.authenticated !== true) {
+      await unauthorized(request, reply)
+      return reply
+    }
+    if (isFresh(config, request)) return
+    await needsRefresh(request, reply)
+    return reply
+  }
+
+  return { unauthorized, needsRefresh, loginUrl, requireLogin, requireFreshLogin }
+}

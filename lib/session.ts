@@ -1,0 +1,86 @@
+// One adapter over @fastify/session and @fastify/secure-session. Both expose
+// `get`/`set` on `request.session`; only @fastify/session has ids to rotate.
+import type { FastifyRequest } from 'fastify'
+
+/** Session keys, under Flask-Login's names where Flask-Login has one. */
+export const KEY_USER_ID = '_user_id'
+export const KEY_FRESH = '_fresh'
+export const KEY_IDENTIFIER = '_id'
+export const KEY_REMEMBER = '_remember'
+export const KEY_REMEMBER_SECONDS = '_remember_seconds'
+export const KEY_NEXT = 'next'
+/** Beyond Flask: the `sessionVersion` of the user at login. */
+export const KEY_VERSION = '_session_version'
+/** Beyond Flask: when the login was last made fresh, in milliseconds since the epoch. */
+export const KEY_FRESH_AT = '_fresh_at'
+
+/** Every key fastify-login may write into a session. Nothing else is touched. */
+export const SESSION_KEYS: readonly string[] = Object.freeze([
+  KEY_USER_ID, KEY_FRESH, KEY_IDENTIFIER, KEY_REMEMBER, KEY_REMEMBER_SECONDS, KEY_NEXT, KEY_VERSION, KEY_FRESH_AT
+])
+
+/** The keys a login owns; `next` is not one of them (it survives login and logout). */
+export const LOGIN_KEYS: readonly string[] = Object.freeze(SESSION_KEYS.filter((key) => key !== KEY_NEXT))
+
+/** What both session plugins have in common. */
+export interface SessionLike {
+  get (key: string): unknown
+  set (key: string, value: unknown): void
+}
+
+/** @fastify/session: a store-backed session with an id that can be rotated. */
+interface StoredSession extends SessionLike {
+  readonly sessionId: string
+  regenerate (keepKeys?: string[]): Promise<void>
+}
+
+// Our public types must not depend on either plugin's declaration of
+// `request.session`, so the session is read through this narrow view.
+interface WithSession {
+  session?: unknown
+}
+
+/** The request's session, or `null` when none is usable on this request. */
+export function sessionOf (request: FastifyRequest): SessionLike | null {
+  const session = (request as WithSession).session
+  if (session === null || typeof session !== 'object') return null
+  const candidate = session as Partial<SessionLike>
+  // @fastify/session leaves a plain `{}` on routes outside its cookie path.
+  if (typeof candidate.get !== 'function' || typeof candidate.set !== 'function') return null
+  return session as SessionLike
+}
+
+function isStoredSession (session: SessionLike): session is StoredSession {
+  const candidate = session as Partial<StoredSession>
+  return typeof candidate.sessionId === 'string' && typeof candidate.regenerate === 'function'
+}
+
+/** Deletes `keys` that are present (writing nothing when none is). */
+export function removeKeys (session: SessionLike, keys: readonly string[]): void {
+  for (const key of keys) {
+    if (session.get(key) !== undefined) session.set(key, undefined)
+  }
+}
+
+/**
+ * Gives the session a new id, keeping its data except `dropKeys`, and
+ * destroys the old id in the store. Returns the session to write to
+ * afterwards (@fastify/session replaces `request.session`). A stateless
+ * session has no id to rotate: only the keys are dropped.
+ */
+export async function rotateSession (request: FastifyRequest, session: SessionLike, dropKeys: readonly string[]): Promise<SessionLike> {
+  if (!isStoredSession(session)) {
+    removeKeys(session, dropKeys)
+    return session
+  }
+  const keep = Object.keys(session).filter((key) => key !== 'cookie' && !dropKeys.includes(key) && session.get(key) !== undefined)
+  await session.regenerate(keep)
+  return sessionOf(request) ?? session
+}
+
+/** A session whose cookie outlives the browser (it has a max age): Flask's `session.permanent`. */
+export function isPersistent (session: SessionLike): boolean {
+  if (!isStoredSession(session)) return false
+  const cookie = (session as { cookie?: { originalMaxAge?: unknown } }).cookie
+  return typeof cookie?.originalMaxAge === 'number' && cookie.originalMaxAge > 0
+}

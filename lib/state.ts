@@ -1,0 +1,36 @@
+// Per-request login state, kept on the request behind a Symbol: nothing about
+// a request lives outside it.
+import type { FastifyRequest } from 'fastify'
+import type { AnonymousUser, LoginUser } from '../types/index.js'
+import type { RememberToken } from './remember.js'
+
+/** What the response must do with the remember cookie. */
+export type CookieAction =
+  | { readonly kind: 'set', readonly value: string, readonly expires: number }
+  | { readonly kind: 'clear' }
+
+export interface LoginState {
+  user: LoginUser | AnonymousUser
+  authenticated: boolean
+  /** The user came from the remember cookie on this request. */
+  fromCookie: boolean
+  /** The raw remember cookie sent with the request, if any. */
+  readonly cookie: string | undefined
+  /** The verified remember token; `undefined` until verified. */
+  token: RememberToken | null | undefined
+  cookieAction: CookieAction | null
+}
+
+export const kLoginState = Symbol('fastify-login.state')
+
+interface WithState {
+  [kLoginState]: LoginState | null
+}
+
+export function stateOf (request: FastifyRequest): LoginState | null {
+  return (request as unknown as WithState)[kLoginState]
+}
+
+export function attachState (request: FastifyRequest, state: LoginState): void {
+  (request as unknown as WithState)[kLoginState] = state
+}

@@ -1,0 +1,246 @@
+// The public type surface of fastify-login. Applications name their user type
+// once by merging into `FastifyLoginTypes`; every declaration below follows it.
+import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify'
+
+/**
+ * Merge into this interface to type `request.user` everywhere:
+ *
+ * ```ts
+ * declare module 'fastify-login' {
+ *   interface FastifyLoginTypes { user: User }
+ * }
+ * ```
+ *
+ * `anonymousUser` may be merged too when `anonymousUser` returns your own class.
+ */
+export interface FastifyLoginTypes {}
+
+/** The shape fastify-login reads from any user object. Every member is optional. */
+export interface UserLike {
+  /** Used by the default `getUserId` when there is no `getId()`. */
+  id?: unknown
+  /** Preferred over `id` by the default `getUserId`. */
+  getId?: () => unknown
+  /** `false` makes `loginUser` refuse the user unless `force` is set. */
+  isActive?: boolean
+  /** `false` makes `request.isAuthenticated()` false for a loaded user. */
+  isAuthenticated?: boolean
+}
+
+/** The fallback user type when the application has not merged its own. */
+export interface DefaultUser extends UserLike {
+  [key: string]: unknown
+}
+
+/** The application's user type (from `FastifyLoginTypes['user']`, else `DefaultUser`). */
+export type LoginUser = FastifyLoginTypes extends { user: infer U } ? U : DefaultUser
+
+/** The type of the anonymous user (from `FastifyLoginTypes['anonymousUser']`, else the mixin). */
+export type AnonymousUser = FastifyLoginTypes extends { anonymousUser: infer A } ? A : AnonymousUserShape
+
+/** What `AnonymousUserMixin` looks like. */
+export interface AnonymousUserShape {
+  readonly isAuthenticated: boolean
+  readonly isActive: boolean
+  readonly isAnonymous: boolean
+  getId (): string | number | null
+}
+
+/** A value that is returned directly or through a promise. */
+export type Awaitable<T> = T | Promise<T>
+
+/** Loads a user from the id stored in the session or remember cookie. */
+export type UserLoader = (id: string, request: FastifyRequest) => Awaitable<LoginUser | null | undefined>
+
+/** Loads a user from the request itself (an API key, a header). Runs before the body is parsed. */
+export type RequestLoader = (request: FastifyRequest) => Awaitable<LoginUser | null | undefined>
+
+/** A path or URL, or a function of the request that returns one. */
+export type LoginView = string | ((request: FastifyRequest) => string)
+
+/** Replaces a default unauthorized or needs-refresh response; it sends the reply itself. */
+export type ResponseHandler = (request: FastifyRequest, reply: FastifyReply) => unknown
+
+/** `'basic'` marks a session from another client not fresh; `'strong'` logs it out. */
+export type SessionProtection = 'basic' | 'strong' | false
+
+/** Options of the remember-me cookie. */
+export interface RememberCookieOptions {
+  /** Cookie name. Default `'remember_token'`. */
+  cookieName?: string
+  /** Lifetime in seconds. Default 31536000 (365 days). */
+  duration?: number
+  /** Cookie Domain. Default none (host-only). */
+  domain?: string
+  /** Cookie Path. Default `'/'`. */
+  path?: string
+  /** `'auto'` sets Secure when the request is HTTPS. Default `'auto'`. */
+  secure?: boolean | 'auto'
+  /** Default `true`. */
+  httpOnly?: boolean
+  /** Default `'lax'`. */
+  sameSite?: 'lax' | 'strict' | 'none' | false
+  /** Re-issue the cookie on every request that carries it. Default `false`. */
+  refreshEachRequest?: boolean
+}
+
+/** Options of `fastify-login`. A `userLoader` (or `requestLoader`) and `secret` are required. */
+export interface FastifyLoginOptions {
+  /** Signs the remember cookie: a string of at least 32 characters, or an array (first signs, all verify). */
+  secret: string | readonly string[]
+  /** Loads a user by id; returns the user or `null`/`undefined`. */
+  userLoader?: UserLoader
+  /** Loads a user from the request itself, e.g. an API key. */
+  requestLoader?: RequestLoader
+  /** Factory for the anonymous user. Default `() => new AnonymousUserMixin()`. */
+  anonymousUser?: (request: FastifyRequest) => AnonymousUser
+  /** Reads a user's id. Default `user.getId()` if a function, else `user.id`. */
+  getUserId?: (user: LoginUser) => unknown
+  /** Where to redirect unauthenticated users. None: answer 401. */
+  loginView?: LoginView
+  /** Flashed before the redirect to `loginView`; `false` disables. */
+  loginMessage?: string | false
+  /** Default `'message'`. */
+  loginMessageCategory?: string
+  /** Where to redirect authenticated users whose login is not fresh. None: answer 401. */
+  refreshView?: LoginView
+  /** Flashed before the redirect to `refreshView`; `false` disables. */
+  needsRefreshMessage?: string | false
+  /** Default `'message'`. */
+  needsRefreshMessageCategory?: string
+  /** Translates flashed messages. */
+  localize?: (message: string, request: FastifyRequest) => string
+  /** Replaces the default unauthorized response. */
+  unauthorizedHandler?: ResponseHandler
+  /** Replaces the default needs-refresh response. */
+  needsRefreshHandler?: ResponseHandler
+  /** Default `'basic'`. */
+  sessionProtection?: SessionProtection
+  /** Identifies the client for session protection. Default: SHA-512 of `request.ip|User-Agent`. */
+  sessionIdentifier?: (request: FastifyRequest) => string
+  /** Keep `next` in the session instead of the query string. Default `false`. */
+  useSessionForNext?: boolean
+  /** Query and session field of the return address. Default `'next'`. */
+  nextField?: string
+  /** Methods the guards never block. Default `['OPTIONS']`. */
+  exemptMethods?: readonly string[]
+  /** Host used in login redirects. */
+  forceHostForRedirects?: string
+  /** Remember-me cookie settings. */
+  remember?: RememberCookieOptions
+  /** A string that changes when the user's credentials change; a mismatch ends sessions and remember cookies. */
+  sessionVersion?: (user: LoginUser) => string
+  /** Seconds a login stays fresh. Default: no limit. */
+  freshMaxAge?: number
+  /** Rotate the session id on login and logout. Default `true`. */
+  regenerateSession?: boolean
+  /** Require a login on every route registered after the plugin unless `config.login` says otherwise. Default `false`. */
+  loginRequiredByDefault?: boolean
+}
+
+/** Options of `request.loginUser`. */
+export interface LoginUserOptions {
+  /** Set a remember-me cookie. Default `false`. */
+  remember?: boolean
+  /** Remember-cookie lifetime in seconds for this login. Default `remember.duration`. */
+  duration?: number
+  /** Log in even when `user.isActive === false`. Default `false`. */
+  force?: boolean
+  /** Mark the login fresh. Default `true`. */
+  fresh?: boolean
+}
+
+/** Route-level `config.login`. */
+export type RouteLoginMode = 'required' | 'fresh' | 'optional' | false
+
+/** Payload of events that concern a user. */
+export interface UserEvent {
+  request: FastifyRequest
+  user: LoginUser
+}
+
+/** Payload of events with only a request. */
+export interface RequestEvent {
+  request: FastifyRequest
+}
+
+/** Every event and its payload. */
+export interface LoginEvents {
+  userLoggedIn: UserEvent
+  userLoggedOut: UserEvent
+  userLoadedFromCookie: UserEvent
+  userLoadedFromRequest: UserEvent
+  userLoginConfirmed: UserEvent
+  userUnauthorized: RequestEvent
+  userNeedsRefresh: RequestEvent
+  userAccessed: RequestEvent
+  sessionProtected: RequestEvent
+}
+
+export type LoginEventName = keyof LoginEvents
+export type LoginEventListener<E extends LoginEventName> = (payload: LoginEvents[E]) => void
+
+/** The resolved, frozen options (without the secret). */
+export interface ResolvedLoginOptions {
+  readonly loginView: LoginView | undefined
+  readonly loginMessage: string | false
+  readonly loginMessageCategory: string
+  readonly refreshView: LoginView | undefined
+  readonly needsRefreshMessage: string | false
+  readonly needsRefreshMessageCategory: string
+  readonly sessionProtection: SessionProtection
+  readonly useSessionForNext: boolean
+  readonly nextField: string
+  readonly exemptMethods: readonly string[]
+  readonly forceHostForRedirects: string | undefined
+  readonly remember: Readonly<Required<Omit<RememberCookieOptions, 'domain'>>> & { readonly domain: string | undefined }
+  readonly freshMaxAge: number | undefined
+  readonly regenerateSession: boolean
+  readonly loginRequiredByDefault: boolean
+}
+
+/** `app.loginManager`. */
+export interface LoginManager {
+  readonly options: ResolvedLoginOptions
+  on<E extends LoginEventName>(event: E, listener: LoginEventListener<E>): LoginManager
+  once<E extends LoginEventName>(event: E, listener: LoginEventListener<E>): LoginManager
+  off<E extends LoginEventName>(event: E, listener: LoginEventListener<E>): LoginManager
+  /** Sends the unauthorized response; rejects with `FST_LOGIN_UNAUTHORIZED` when that is the response. */
+  unauthorized (request: FastifyRequest, reply: FastifyReply): Promise<void>
+  /** Sends the needs-refresh response; rejects with `FST_LOGIN_NEEDS_REFRESH` when that is the response. */
+  needsRefresh (request: FastifyRequest, reply: FastifyReply): Promise<void>
+  /** The login URL with `nextUrl` in its query (`make_login_url`). */
+  loginUrl (loginView: string, nextUrl?: string, nextField?: string): string
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The loaded user, or the anonymous user. */
+    user: LoginUser | AnonymousUser
+    /** True when a real user is loaded; narrows `request.user`. */
+    isAuthenticated (): this is { user: LoginUser }
+    /** The login was made on this session and is still fresh. */
+    readonly loginFresh: boolean
+    /** A valid remember cookie came with this request and is not being cleared. */
+    readonly loginRemembered: boolean
+    /** Logs `user` in; resolves `false` for an inactive user unless `force`. */
+    loginUser (user: LoginUser, options?: LoginUserOptions): Promise<boolean>
+    /** Logs the current user out and clears the remember cookie. */
+    logoutUser (): Promise<boolean>
+    /** Marks the login fresh again. */
+    confirmLogin (): Promise<void>
+    /** The `next` target if it is a safe redirect for this host, else `fallback` (default `'/'`). */
+    safeNextUrl (fallback?: string): string
+  }
+  interface FastifyInstance {
+    /** `preHandler` guard: unauthenticated requests get `loginManager.unauthorized`. */
+    requireLogin: preHandlerAsyncHookHandler
+    /** `preHandler` guard: also sends stale logins to `loginManager.needsRefresh`. */
+    requireFreshLogin: preHandlerAsyncHookHandler
+    loginManager: LoginManager
+  }
+  interface FastifyContextConfig {
+    /** `'required'`, `'fresh'`, `'optional'`, or `false` to never load a user. */
+    login?: RouteLoginMode
+  }
+}
