@@ -52,7 +52,7 @@ export function createActions (context: LoginContext): Actions {
     if (remember === true) {
       session.set(KEY_REMEMBER_SECONDS, duration)
       const value = codec.sign(userId, duration, codec.versionTag(userId, version))
-      state.cookieAction = { kind: 'set', value, expires: Math.floor(Date.now() / 1000) + Math.ceil(duration) }
+      state.cookieAction = { kind: 'set', value, maxAge: Math.ceil(duration) }
     } else if (state.cookie !== undefined) {
       // A remember cookie of an earlier login must not outlive this one.
       state.cookieAction = { kind: 'clear' }

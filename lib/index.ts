@@ -1,8 +1,10 @@
 // fastify-login: user session management for Fastify (Flask-Login's feature
 // set). This file only wires the modules into Fastify.
-import type { FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, onRequestHookHandler, onSendHookHandler } from 'fastify'
+import type {
+  FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, onRequestHookHandler, onSendHookHandler, preHandlerAsyncHookHandler
+} from 'fastify'
 import fp from 'fastify-plugin'
-import type { FastifyLoginOptions, LoginUser, LoginEventListener, LoginEventName, LoginManager } from '../types/index.js'
+import type { FastifyLoginOptions, LoginEventListener, LoginEventName, LoginManager } from '../types/index.js'
 import { createActions } from './actions.js'
 import { FST_LOGIN_INVALID_OPTION, FST_LOGIN_MISSING_COOKIE, FST_LOGIN_MISSING_SESSION } from './errors.js'
 import { LoginEventHub } from './events.js'
@@ -11,9 +13,9 @@ import { publicOptions, resolveOptions } from './options.js'
 import { normaliseHost } from './redirects.js'
 import { clearRememberCookie, RememberCodec, setRememberCookie } from './remember.js'
 import { createResponses } from './responses.js'
+import { KEY_USER_ID, sessionOf } from './session.js'
 import { kLoginState, stateOf } from './state.js'
 import { kTestLogins, TICKET_HEADER, type PendingTestLogin } from './testing.js'
-import { userIdOf } from './users.js'
 
 export type * from '../types/index.js'
 export { AnonymousUserMixin, UserMixin } from './mixins.js'
@@ -25,6 +27,11 @@ export {
   DEFAULT_EXEMPT_METHODS, DEFAULT_LOGIN_MESSAGE, DEFAULT_MESSAGE_CATEGORY, DEFAULT_NEEDS_REFRESH_MESSAGE,
   DEFAULT_NEXT_FIELD, DEFAULT_REMEMBER_COOKIE_NAME, DEFAULT_REMEMBER_DURATION, MIN_SECRET_LENGTH
 } from './options.js'
+
+function asArray<T> (value: T | T[] | undefined): T[] {
+  if (value === undefined) return []
+  return Array.isArray(value) ? value : [value]
+}
 
 const ROUTE_MODES = new Set<unknown>(['required', 'fresh', 'optional', false, undefined])
 
@@ -112,8 +119,9 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
     if (state.fromCookie) reply.header('vary', 'Cookie')
     const action = state.cookieAction
     if (action?.kind === 'set') {
-      setRememberCookie(config, request, reply, action.value, action.expires)
-    } else if (action?.kind === 'clear') {
+      setRememberCookie(config, request, reply, action.value, action.maxAge)
+    } else if (action?.kind === 'clear' || tokenOf(context, state) === null) {
+      // Also a bad cookie that rode along with a session login.
       clearRememberCookie(config, request, reply)
     } else if (config.remember.refreshEachRequest && state.authenticated) {
       refreshRememberCookie(request, reply)
@@ -125,9 +133,9 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   function refreshRememberCookie (request: FastifyRequest, reply: FastifyReply): void {
     const state = stateOf(request)!
     const token = tokenOf(context, state)
-    if (token === null || token.userId !== userIdOf(config, state.user as LoginUser)) return
+    if (token === null || token.userId !== sessionOf(request)?.get(KEY_USER_ID)) return
     const expires = Math.floor(Date.now() / 1000) + token.duration
-    setRememberCookie(config, request, reply, codec.resign({ ...token, expires }, token.versionTag), expires)
+    setRememberCookie(config, request, reply, codec.resign({ ...token, expires }, token.versionTag), token.duration)
   }
 
   fastify.addHook('onRequest', onRequest)
@@ -140,11 +148,17 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
     }
     const guard = mode === 'fresh'
       ? responses.requireFreshLogin
-      : mode === 'required' || (mode === undefined && config.loginRequiredByDefault) ? responses.requireLogin : undefined
+      : mode === 'required' ? responses.requireLogin : mode === undefined && config.loginRequiredByDefault ? requireLoginByDefault : undefined
     if (guard === undefined) return
-    const existing = route.preHandler
-    route.preHandler = existing === undefined ? [guard] : [guard, ...(Array.isArray(existing) ? existing : [existing])]
+    route.preHandler = [guard, ...asArray(route.preHandler)]
   })
+
+  // A later onRoute hook (an encapsulated plugin's) may still opt the route out.
+  const requireLoginByDefault: preHandlerAsyncHookHandler = async function requireLoginByDefault (request, reply) {
+    const mode: unknown = request.routeOptions.config?.login
+    if (mode === 'optional' || mode === false) return
+    return responses.requireLogin.call(this, request, reply)
+  }
 
   done()
 }

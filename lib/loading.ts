@@ -121,7 +121,7 @@ async function fromCookie (context: LoginContext, request: FastifyRequest, state
   }
   if (token.stale) {
     const value = codec.resign(token, codec.versionTag(token.userId, version))
-    state.cookieAction = { kind: 'set', value, expires: token.expires }
+    state.cookieAction = { kind: 'set', value, maxAge: token.expires - Math.floor(Date.now() / 1000) }
   }
   becomeUser(state, user)
   state.fromCookie = true

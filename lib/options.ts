@@ -87,7 +87,9 @@ function bool (value: unknown, name: string, fallback: boolean): boolean {
 function view (value: unknown, name: string): LoginView | undefined {
   if (value === undefined) return undefined
   if (typeof value === 'function') return value as LoginView
-  return optionalString(value, name)
+  const path = optionalString(value, name)
+  if (path !== undefined && !URL.canParse(path, 'http://localhost/')) fail(`\`${name}\` must be a path or URL`)
+  return path
 }
 
 function positiveSeconds (value: unknown, name: string): number | undefined {

@@ -24,7 +24,8 @@ function parse (url: string, base: string): URL | null {
 
 function normaliseHost (host: string): string | null {
   const parsed = parse(`http://${host}/`, BASE_A)
-  if (parsed === null || parsed.username !== '' || parsed.password !== '' || parsed.pathname !== '/') return null
+  if (parsed === null || parsed.username !== '' || parsed.password !== '' || parsed.pathname !== '/' ||
+    parsed.search !== '' || parsed.hash !== '' || /[/?#@\\]/.test(host)) return null
   return parsed.host
 }
 

@@ -83,7 +83,8 @@ export class RememberCodec {
     if (parts.length !== 6 || parts[0] !== FORMAT) return null
     const [, encodedId, expiresText, durationText, versionTag, macText] = parts as [string, string, string, string, string, string]
     if (!BASE64URL.test(encodedId) || !SECONDS.test(expiresText) || !SECONDS.test(durationText)) return null
-    if (versionTag !== '' && (versionTag.length !== TAG_CHARS || !BASE64URL.test(versionTag))) return null
+    if (versionTag !== '' && (versionTag.length !== TAG_CHARS || !BASE64URL.test(versionTag) ||
+      Buffer.from(versionTag, 'base64url').toString('base64url') !== versionTag)) return null
     if (macText.length !== MAC_CHARS || !BASE64URL.test(macText)) return null
     const mac = Buffer.from(macText, 'base64url')
     // Only the canonical encoding is accepted: no two cookies carry one MAC.
@@ -143,10 +144,9 @@ function cookieReply (reply: FastifyReply): CookieReply {
   return reply as unknown as CookieReply
 }
 
-/** Sets the remember cookie with a Max-Age that matches the token's expiry. */
-export function setRememberCookie (config: LoginConfig, request: FastifyRequest, reply: FastifyReply, value: string, expires: number): void {
-  const maxAge = Math.max(0, expires - Math.floor(Date.now() / 1000))
-  cookieReply(reply).setCookie(config.remember.cookieName, value, { ...cookieOptions(config, request), maxAge })
+/** Sets the remember cookie; `maxAge` is the seconds left until the token's embedded expiry. */
+export function setRememberCookie (config: LoginConfig, request: FastifyRequest, reply: FastifyReply, value: string, maxAge: number): void {
+  cookieReply(reply).setCookie(config.remember.cookieName, value, { ...cookieOptions(config, request), maxAge: Math.max(0, maxAge) })
 }
 
 /** Clears the remember cookie with the Path and Domain it was set with. */

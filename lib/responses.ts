@@ -39,6 +39,16 @@ export function prefersJson (request: FastifyRequest): boolean {
   return qualityOf(accept, 'application/json') > qualityOf(accept, 'text/html')
 }
 
+// The absolute URL of the request, or just its path when the Host header
+// cannot form one (a malformed Host must not turn a redirect into a 500).
+function currentUrl (request: FastifyRequest): string {
+  try {
+    return new URL(request.url, `${request.protocol}://${request.host}`).href
+  } catch {
+    return request.url
+  }
+}
+
 interface Flow {
   readonly event: 'userUnauthorized' | 'userNeedsRefresh'
   readonly handler: LoginConfig['unauthorizedHandler']
@@ -91,7 +101,7 @@ export function createResponses (config: LoginConfig, events: LoginEventHub): Re
       const text = config.localize === undefined ? flow.message : config.localize(flow.message, request)
       flash.call(request, flow.category, text)
     }
-    const current = `${request.protocol}://${request.host}${request.url}`
+    const current = currentUrl(request)
     const session = config.useSessionForNext ? sessionOf(request) : null
     if (session !== null) {
       session.set(config.nextField, nextParam(view, current))
@@ -104,14 +114,23 @@ export function createResponses (config: LoginConfig, events: LoginEventHub): Re
   const unauthorized = (request: FastifyRequest, reply: FastifyReply): Promise<void> => respond(unauthorizedFlow, request, reply)
   const needsRefresh = (request: FastifyRequest, reply: FastifyReply): Promise<void> => respond(refreshFlow, request, reply)
 
+  // What a guard protects is private to one user: keep it out of shared
+  // caches unless the route says otherwise (its own header is set later).
+  function markPrivate (reply: FastifyReply): void {
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'private, no-store')
+  }
+
   const requireLogin: preHandlerAsyncHookHandler = async function requireLogin (request, reply) {
-    if (config.exemptMethodSet.has(request.method) || stateOf(request)?.authenticated === true) return
+    if (config.exemptMethodSet.has(request.method)) return
+    markPrivate(reply)
+    if (stateOf(request)?.authenticated === true) return
     await unauthorized(request, reply)
     return reply
   }
 
   const requireFreshLogin: preHandlerAsyncHookHandler = async function requireFreshLogin (request, reply) {
     if (config.exemptMethodSet.has(request.method)) return
+    markPrivate(reply)
     if (stateOf(request)?.authenticated !== true) {
       await unauthorized(request, reply)
       return reply

@@ -6,7 +6,7 @@ import type { RememberToken } from './remember.js'
 
 /** What the response must do with the remember cookie. */
 export type CookieAction =
-  | { readonly kind: 'set', readonly value: string, readonly expires: number }
+  | { readonly kind: 'set', readonly value: string, readonly maxAge: number }
   | { readonly kind: 'clear' }
 
 export interface LoginState {

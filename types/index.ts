@@ -27,10 +27,12 @@ export interface UserLike {
   isAuthenticated?: boolean
 }
 
-/** The fallback user type when the application has not merged its own. */
-export interface DefaultUser extends UserLike {
-  [key: string]: unknown
-}
+/**
+ * The fallback user type when the application has not merged its own: any
+ * object (class instances included). Merge `FastifyLoginTypes` to read your
+ * user's fields without casts.
+ */
+export type DefaultUser = object
 
 /** The application's user type (from `FastifyLoginTypes['user']`, else `DefaultUser`). */
 export type LoginUser = FastifyLoginTypes extends { user: infer U } ? U : DefaultUser
