@@ -61,7 +61,7 @@ export function createActions (context: LoginContext): Actions {
     }
     state.user = user
     state.authenticated = countsAsAuthenticated(user)
-    state.fromCookie = false
+    state.source = 'session'
     if (events.wanted('userLoggedIn')) events.emit('userLoggedIn', { request: this, user })
     return true
   }

@@ -33,6 +33,14 @@ function asArray<T> (value: T | T[] | undefined): T[] {
   return Array.isArray(value) ? value : [value]
 }
 
+// A response for a user from a cookie must not be served to anybody else by a shared cache.
+function varyByCookie (reply: FastifyReply): void {
+  const vary = reply.getHeader('vary')
+  const current = Array.isArray(vary) ? vary.join(', ') : vary === undefined ? '' : String(vary)
+  if (/(?:^|,)\s*(?:cookie|\*)\s*(?:,|$)/i.test(current)) return
+  reply.header('vary', current === '' ? 'Cookie' : `${current}, Cookie`)
+}
+
 const ROUTE_MODES = new Set<unknown>(['required', 'fresh', 'optional', false, undefined])
 
 function checkEnvironment (fastify: FastifyInstance): void {
@@ -112,11 +120,15 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
 
   const onSend: onSendHookHandler = function writeRememberCookie (request, reply, payload, next) {
     const state = stateOf(request)
-    if (state === null || (state.cookie === undefined && state.cookieAction === null)) {
+    if (state === null) {
       next(null, payload)
       return
     }
-    if (state.fromCookie) reply.header('vary', 'Cookie')
+    if (state.source === 'session' || state.source === 'remember') varyByCookie(reply)
+    if (state.cookie === undefined && state.cookieAction === null) {
+      next(null, payload)
+      return
+    }
     const action = state.cookieAction
     if (action?.kind === 'set') {
       setRememberCookie(config, request, reply, action.value, action.maxAge)

@@ -30,7 +30,7 @@ export function ensureState (context: LoginContext, request: FastifyRequest): Lo
   const state: LoginState = {
     user: context.config.anonymousUser(request),
     authenticated: false,
-    fromCookie: false,
+    source: null,
     cookie: (request as WithCookies).cookies?.[context.config.remember.cookieName],
     token: undefined,
     cookieAction: null
@@ -48,7 +48,7 @@ export function tokenOf (context: LoginContext, state: LoginState): RememberToke
 export function becomeAnonymous (context: LoginContext, request: FastifyRequest, state: LoginState): void {
   state.user = context.config.anonymousUser(request)
   state.authenticated = false
-  state.fromCookie = false
+  state.source = null
 }
 
 function becomeUser (state: LoginState, user: LoginUser): void {
@@ -106,6 +106,7 @@ async function fromSession (context: LoginContext, request: FastifyRequest, stat
     return dropLogin(context, request, state, session)
   }
   becomeUser(state, user)
+  state.source = 'session'
 }
 
 async function fromCookie (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike | null, token: RememberToken): Promise<void> {
@@ -124,7 +125,7 @@ async function fromCookie (context: LoginContext, request: FastifyRequest, state
     state.cookieAction = { kind: 'set', value, maxAge: token.expires - Math.floor(Date.now() / 1000) }
   }
   becomeUser(state, user)
-  state.fromCookie = true
+  state.source = 'remember'
   if (events.wanted('userLoadedFromCookie')) events.emit('userLoadedFromCookie', { request, user })
 }
 
@@ -134,6 +135,7 @@ async function fromRequest (context: LoginContext, request: FastifyRequest, stat
   const user = await config.requestLoader!(request)
   if (user === null || user === undefined) return
   becomeUser(state, user)
+  state.source = 'request'
   if (events.wanted('userLoadedFromRequest')) events.emit('userLoadedFromRequest', { request, user })
 }
 
@@ -147,10 +149,11 @@ export function loadUser (context: LoginContext, request: FastifyRequest): Promi
   const state = ensureState(context, request)
   if (request.routeOptions.config?.login === false) return undefined
   const session = sessionOf(request)
-  if (session !== null && session.get(KEY_USER_ID) !== undefined) {
+  // Without a userLoader the session's id means nothing: go on to the requestLoader, as Flask-Login does.
+  if (session !== null && config.userLoader !== undefined && session.get(KEY_USER_ID) !== undefined) {
     if (protectionRemovedLogin(context, request, state, session)) return undefined
     const userId = session.get(KEY_USER_ID)
-    if (typeof userId === 'string' && config.userLoader !== undefined) return fromSession(context, request, state, session, userId)
+    if (typeof userId === 'string') return fromSession(context, request, state, session, userId)
     dropLogin(context, request, state, session)
     return undefined
   }

@@ -75,7 +75,21 @@ export async function rotateSession (request: FastifyRequest, session: SessionLi
   }
   const keep = Object.keys(session).filter((key) => key !== 'cookie' && !dropKeys.includes(key) && session.get(key) !== undefined)
   await session.regenerate(keep)
-  return sessionOf(request) ?? session
+  const rotated = sessionOf(request) ?? session
+  // regenerate() stores the new session at once; an empty one would only be
+  // clutter in the store (it is saved again if anything is written to it).
+  const store = (request as { sessionStore?: Partial<SessionStore> }).sessionStore
+  if (keep.length === 0 && isStoredSession(rotated) && typeof store?.destroy === 'function') {
+    const destroy = store.destroy.bind(store)
+    await new Promise<void>((resolve, reject) => {
+      destroy(rotated.sessionId, (error) => { if (error) reject(error); else resolve() })
+    })
+  }
+  return rotated
+}
+
+interface SessionStore {
+  destroy (sessionId: string, callback: (error?: unknown) => void): void
 }
 
 /** A session whose cookie outlives the browser (it has a max age): Flask's `session.permanent`. */

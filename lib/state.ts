@@ -12,8 +12,8 @@ export type CookieAction =
 export interface LoginState {
   user: LoginUser | AnonymousUser
   authenticated: boolean
-  /** The user came from the remember cookie on this request. */
-  fromCookie: boolean
+  /** Where the user came from; a user from a cookie makes the response vary by Cookie. */
+  source: 'session' | 'remember' | 'request' | null
   /** The raw remember cookie sent with the request, if any. */
   readonly cookie: string | undefined
   /** The verified remember token; `undefined` until verified. */
