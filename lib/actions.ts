@@ -71,7 +71,7 @@ export function createActions (context: LoginContext): Actions {
     const user = state.user as LoginUser
     const session = sessionOf(this)
     if (session !== null && session.get(KEY_USER_ID) !== undefined) {
-      const target = config.regenerateSession ? await rotateSession(this, session, LOGIN_KEYS) : session
+      const target = config.regenerateSession ? await rotateSession(this, session, LOGIN_KEYS, true) : session
       removeKeys(target, LOGIN_KEYS)
     } else if (session !== null) {
       removeKeys(session, LOGIN_KEYS)

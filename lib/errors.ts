@@ -3,44 +3,44 @@
 // secrets, cookie values or user ids.
 import createError from '@fastify/error'
 
-export const FST_LOGIN_UNAUTHORIZED = createError(
+export const FST_LOGIN_UNAUTHORIZED = createError<'FST_LOGIN_UNAUTHORIZED', 401, []>(
   'FST_LOGIN_UNAUTHORIZED', 'Authentication is required to access this resource', 401)
 
-export const FST_LOGIN_NEEDS_REFRESH = createError(
+export const FST_LOGIN_NEEDS_REFRESH = createError<'FST_LOGIN_NEEDS_REFRESH', 401, []>(
   'FST_LOGIN_NEEDS_REFRESH', 'A fresh login is required to access this resource: please log in again', 401)
 
-export const FST_LOGIN_INVALID_OPTION = createError<[string]>(
+export const FST_LOGIN_INVALID_OPTION = createError<'FST_LOGIN_INVALID_OPTION', 500, [string]>(
   'FST_LOGIN_INVALID_OPTION', 'Invalid fastify-login option: %s', 500, TypeError)
 
-export const FST_LOGIN_MISSING_SECRET = createError(
+export const FST_LOGIN_MISSING_SECRET = createError<'FST_LOGIN_MISSING_SECRET', 500, []>(
   'FST_LOGIN_MISSING_SECRET',
   'fastify-login needs `secret`: a string of at least 32 characters, or a non-empty array of them (the first signs, all verify)',
   500, TypeError)
 
-export const FST_LOGIN_MISSING_LOADER = createError(
+export const FST_LOGIN_MISSING_LOADER = createError<'FST_LOGIN_MISSING_LOADER', 500, []>(
   'FST_LOGIN_MISSING_LOADER',
   'fastify-login needs `userLoader(id, request)` (or `requestLoader(request)`) to turn a stored id into a user',
   500, TypeError)
 
-export const FST_LOGIN_MISSING_SESSION = createError(
+export const FST_LOGIN_MISSING_SESSION = createError<'FST_LOGIN_MISSING_SESSION', 500, []>(
   'FST_LOGIN_MISSING_SESSION',
   'fastify-login needs a session: register @fastify/session (or @fastify/secure-session) before fastify-login',
   500)
 
-export const FST_LOGIN_MISSING_COOKIE = createError(
+export const FST_LOGIN_MISSING_COOKIE = createError<'FST_LOGIN_MISSING_COOKIE', 500, []>(
   'FST_LOGIN_MISSING_COOKIE',
   'fastify-login needs @fastify/cookie: register it before your session plugin and fastify-login',
   500)
 
-export const FST_LOGIN_NO_SESSION = createError(
+export const FST_LOGIN_NO_SESSION = createError<'FST_LOGIN_NO_SESSION', 500, []>(
   'FST_LOGIN_NO_SESSION',
   'No session is available on this request (is the route outside the session cookie path?): loginUser, logoutUser and confirmLogin need one',
   500)
 
-export const FST_LOGIN_INVALID_DURATION = createError<[string]>(
+export const FST_LOGIN_INVALID_DURATION = createError<'FST_LOGIN_INVALID_DURATION', 500, [string]>(
   'FST_LOGIN_INVALID_DURATION', 'Invalid remember duration: %s; pass a positive, finite number of seconds', 500, TypeError)
 
-export const FST_LOGIN_INVALID_USER_ID = createError<[string]>(
+export const FST_LOGIN_INVALID_USER_ID = createError<'FST_LOGIN_INVALID_USER_ID', 500, [string]>(
   'FST_LOGIN_INVALID_USER_ID',
   'Cannot log this user in: %s; give the user an `id` or `getId()` (or set the `getUserId` option) that yields a non-empty string or number',
   500, TypeError)

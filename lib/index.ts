@@ -15,7 +15,7 @@ import { clearRememberCookie, RememberCodec, setRememberCookie } from './remembe
 import { createResponses } from './responses.js'
 import { KEY_USER_ID, sessionOf } from './session.js'
 import { kLoginState, stateOf } from './state.js'
-import { kTestLogins, TICKET_HEADER, type PendingTestLogin } from './testing.js'
+import { kTestLogins, TICKET_HEADER, type PendingTestLogin } from './test-tickets.js'
 
 export type * from '../types/index.js'
 export { AnonymousUserMixin, UserMixin } from './mixins.js'

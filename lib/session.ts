@@ -65,10 +65,12 @@ export function removeKeys (session: SessionLike, keys: readonly string[]): void
 /**
  * Gives the session a new id, keeping its data except `dropKeys`, and
  * destroys the old id in the store. Returns the session to write to
- * afterwards (@fastify/session replaces `request.session`). A stateless
+ * afterwards (@fastify/session replaces `request.session`). With
+ * `discardIfEmpty` (logout), a new session with nothing in it is removed from
+ * the store again. A stateless
  * session has no id to rotate: only the keys are dropped.
  */
-export async function rotateSession (request: FastifyRequest, session: SessionLike, dropKeys: readonly string[]): Promise<SessionLike> {
+export async function rotateSession (request: FastifyRequest, session: SessionLike, dropKeys: readonly string[], discardIfEmpty = false): Promise<SessionLike> {
   if (!isStoredSession(session)) {
     removeKeys(session, dropKeys)
     return session
@@ -79,7 +81,7 @@ export async function rotateSession (request: FastifyRequest, session: SessionLi
   // regenerate() stores the new session at once; an empty one would only be
   // clutter in the store (it is saved again if anything is written to it).
   const store = (request as { sessionStore?: Partial<SessionStore> }).sessionStore
-  if (keep.length === 0 && isStoredSession(rotated) && typeof store?.destroy === 'function') {
+  if (discardIfEmpty && keep.length === 0 && isStoredSession(rotated) && typeof store?.destroy === 'function') {
     const destroy = store.destroy.bind(store)
     await new Promise<void>((resolve, reject) => {
       destroy(rotated.sessionId, (error) => { if (error) reject(error); else resolve() })

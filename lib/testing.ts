@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import type { LoginUser } from '../types/index.js'
+import { kTestLogins, TICKET_HEADER, type WithTestLogins } from './test-tickets.js'
 
 /** Options of `loginAs`. */
 export interface LoginAsOptions {
@@ -14,22 +15,6 @@ export interface LoginAsOptions {
   fresh?: boolean
   /** Also set a remember cookie. Default `false`. */
   remember?: boolean
-}
-
-/** The header carrying the one-time ticket of a `loginAs` inject. */
-export const TICKET_HEADER = 'x-fastify-login-test-ticket'
-
-/** Where the plugin keeps pending `loginAs` tickets; shared by the ESM and CommonJS builds. */
-export const kTestLogins = Symbol.for('fastify-login.testLogins')
-
-export interface PendingTestLogin {
-  readonly user: LoginUser
-  readonly fresh: boolean
-  readonly remember: boolean
-}
-
-interface WithTestLogins {
-  [kTestLogins]?: Map<string, PendingTestLogin>
 }
 
 function setCookieHeaders (header: string | string[] | undefined): string[] {

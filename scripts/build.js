@@ -3,6 +3,7 @@
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import ts from 'typescript'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const tsc = fileURLToPath(new URL('../node_modules/typescript/bin/tsc', import.meta.url))
@@ -21,15 +22,26 @@ const exported = require('./lib/index.js')
 module.exports = Object.assign(exported.default, exported)
 `)
 
-// The CommonJS view of the declarations: the plugin as \`export =\`, with the named exports merged in.
-writeFileSync(new URL('../dist/cjs/main.d.ts', import.meta.url), `import type * as api from '../esm/lib/index.js'
-declare const fastifyLogin: typeof api.fastifyLogin & typeof api
+// The CommonJS view of the declarations: the plugin as \`export =\`, a function
+// merged with a namespace that re-exports every named export of the ES module
+// build. The re-exports are import aliases, so a CommonJS application's
+// \`declare module 'fastify-login' { interface FastifyLoginTypes { ... } }\`
+// reaches the one interface both builds read.
+const esmEntry = fileURLToPath(new URL('../dist/esm/lib/index.d.ts', import.meta.url))
+const program = ts.createProgram([esmEntry], {
+  module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, noEmit: true, skipLibCheck: true, types: []
+})
+const checker = program.getTypeChecker()
+const entrySymbol = checker.getSymbolAtLocation(program.getSourceFile(esmEntry))
+const namedExports = checker.getExportsOfModule(entrySymbol)
+  .map((symbol) => symbol.name)
+  .filter((name) => name !== 'default' && name !== 'fastifyLogin')
+  .sort()
+writeFileSync(new URL('../dist/cjs/main.d.ts', import.meta.url), `import * as api from '../esm/lib/index.js'
+declare function fastifyLogin (...args: Parameters<typeof api.fastifyLogin>): ReturnType<typeof api.fastifyLogin>
 declare namespace fastifyLogin {
-  export type {
-    FastifyLoginOptions, FastifyLoginTypes, LoginUser, AnonymousUser, UserLike, DefaultUser, LoginUserOptions,
-    LoginManager, LoginEvents, LoginEventName, LoginEventListener, UserEvent, RequestEvent, ResolvedLoginOptions,
-    RememberCookieOptions, RouteLoginMode, SessionProtection, UserLoader, RequestLoader, LoginView, ResponseHandler
-  } from '../esm/lib/index.js'
+${namedExports.map((name) => `  export import ${name} = api.${name}\n`).join('')}  export const fastifyLogin: typeof api.fastifyLogin
+  export { fastifyLogin as default }
 }
 export = fastifyLogin
 `)

@@ -29,10 +29,11 @@ export interface UserLike {
 
 /**
  * The fallback user type when the application has not merged its own: any
- * object (class instances included). Merge `FastifyLoginTypes` to read your
+ * object (class instances included) except a promise: a forgotten `await`
+ * is a type error. Merge `FastifyLoginTypes` to read your
  * user's fields without casts.
  */
-export type DefaultUser = object
+export type DefaultUser = { readonly then?: never, readonly [key: string]: unknown } | (object & { readonly then?: never })
 
 /** The application's user type (from `FastifyLoginTypes['user']`, else `DefaultUser`). */
 export type LoginUser = FastifyLoginTypes extends { user: infer U } ? U : DefaultUser
@@ -220,7 +221,7 @@ declare module 'fastify' {
     /** The loaded user, or the anonymous user. */
     user: LoginUser | AnonymousUser
     /** True when a real user is loaded; narrows `request.user`. */
-    isAuthenticated (): this is { user: LoginUser }
+    isAuthenticated (): this is Omit<this, 'user'> & { user: LoginUser }
     /** The login was made on this session and is still fresh. */
     readonly loginFresh: boolean
     /** A valid remember cookie came with this request and is not being cleared. */

@@ -1,0 +1,34 @@
+// Starts the example: `npm start` at the repository root (it builds
+// fastify-login first), or `node example/server.js` once it is built.
+// Configuration: see config.js (HOST, PORT, DATA_DIR, ...).
+import { buildApp } from './app.js'
+import { configFromEnv } from './config.js'
+import { DEMO_USER, INACTIVE_USER } from './db.js'
+
+const config = configFromEnv(process.env)
+const app = await buildApp({
+  dataDir: config.dataDir,
+  sessionSecret: config.sessionSecret,
+  loginSecret: config.loginSecret,
+  trustProxy: config.trustProxy,
+  logger: { level: config.logLevel }
+})
+
+await app.listen({ host: config.host, port: config.port })
+
+const address = app.server.address()
+const port = typeof address === 'object' && address !== null ? address.port : config.port
+const host = config.host.includes(':') ? `[${config.host}]` : config.host
+console.log(`
+fastify-login example: http://${host}:${port}/
+  log in as "${DEMO_USER.username}", password "${DEMO_USER.password}"
+  ("${INACTIVE_USER.username}" is a disabled account: its login is refused)
+  data folder: ${config.dataDir}
+`)
+
+// Ctrl+C or a process manager's stop: finish requests, close the database.
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    app.close().then(() => process.exit(0), () => process.exit(1))
+  })
+}
