@@ -4,7 +4,7 @@ import type { FastifyRequest } from 'fastify'
 import type { LoginUser, LoginUserOptions } from '../types/index.js'
 import { FST_LOGIN_INVALID_DURATION, FST_LOGIN_NO_SESSION } from './errors.js'
 import { sessionIsFresh } from './freshness.js'
-import { becomeAnonymous, ensureState, tokenOf, writeLogin, type LoginContext } from './loading.js'
+import { becomeAnonymous, currentUser, ensureState, tokenOf, writeLogin, type LoginContext } from './loading.js'
 import { safeRedirectTarget } from './redirects.js'
 import {
   KEY_FRESH, KEY_FRESH_AT, KEY_IDENTIFIER, KEY_REMEMBER_SECONDS, KEY_USER_ID, LOGIN_KEYS,
@@ -46,8 +46,8 @@ export function createActions (context: LoginContext): Actions {
     const version = versionOf(config, user)
     const state = ensureState(context, this)
     let session = requireSession(this)
-    session = config.regenerateSession ? await rotateSession(this, session, LOGIN_KEYS) : session
-    removeKeys(session, LOGIN_KEYS)
+    if (config.regenerateSession) session = await rotateSession(this, session, LOGIN_KEYS)
+    else removeKeys(session, LOGIN_KEYS)
     writeLogin(context, this, session, userId, fresh !== false, version)
     if (remember === true) {
       session.set(KEY_REMEMBER_SECONDS, duration)
@@ -68,7 +68,7 @@ export function createActions (context: LoginContext): Actions {
 
   async function logoutUser (this: FastifyRequest): Promise<boolean> {
     const state = ensureState(context, this)
-    const user = state.user as LoginUser
+    const user = currentUser(context, this) as LoginUser
     const session = sessionOf(this)
     if (session !== null && session.get(KEY_USER_ID) !== undefined) {
       const target = config.regenerateSession ? await rotateSession(this, session, LOGIN_KEYS, true) : session
@@ -77,18 +77,17 @@ export function createActions (context: LoginContext): Actions {
       removeKeys(session, LOGIN_KEYS)
     }
     state.cookieAction = state.cookie === undefined ? null : { kind: 'clear' }
-    becomeAnonymous(context, this, state)
+    becomeAnonymous(state)
     if (events.wanted('userLoggedOut')) events.emit('userLoggedOut', { request: this, user })
     return true
   }
 
   async function confirmLogin (this: FastifyRequest): Promise<void> {
-    const state = ensureState(context, this)
     const session = requireSession(this)
     session.set(KEY_FRESH, true)
-    session.set(KEY_FRESH_AT, Date.now())
+    if (config.freshMaxAge !== undefined) session.set(KEY_FRESH_AT, Date.now())
     if (config.sessionProtection !== false) session.set(KEY_IDENTIFIER, config.sessionIdentifier(this))
-    if (events.wanted('userLoginConfirmed')) events.emit('userLoginConfirmed', { request: this, user: state.user as LoginUser })
+    if (events.wanted('userLoginConfirmed')) events.emit('userLoginConfirmed', { request: this, user: currentUser(context, this) as LoginUser })
   }
 
   function isAuthenticated (this: FastifyRequest): boolean {

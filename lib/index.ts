@@ -8,7 +8,7 @@ import type { FastifyLoginOptions, LoginEventListener, LoginEventName, LoginMana
 import { createActions } from './actions.js'
 import { FST_LOGIN_INVALID_OPTION, FST_LOGIN_MISSING_COOKIE, FST_LOGIN_MISSING_SESSION } from './errors.js'
 import { LoginEventHub } from './events.js'
-import { loadUser, tokenOf, type LoginContext } from './loading.js'
+import { currentUser, loadUser, tokenOf, type LoginContext } from './loading.js'
 import { publicOptions, resolveOptions } from './options.js'
 import { normaliseHost } from './redirects.js'
 import { clearRememberCookie, RememberCodec, setRememberCookie } from './remember.js'
@@ -83,7 +83,7 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
 
   fastify.decorateRequest(kLoginState, null)
   fastify.decorateRequest('user', {
-    getter (this: FastifyRequest) { return stateOf(this)?.user ?? config.anonymousUser(this) }
+    getter (this: FastifyRequest) { return currentUser(context, this) }
   })
   fastify.decorateRequest('isAuthenticated', actions.isAuthenticated)
   fastify.decorateRequest('loginFresh', { getter (this: FastifyRequest) { return actions.loginFresh.call(this) } })

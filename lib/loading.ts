@@ -1,7 +1,7 @@
 // Loading the user of a request, in Flask-Login's order: session protection,
 // the session's user id, the remember cookie, the request loader, anonymous.
 import type { FastifyRequest } from 'fastify'
-import type { LoginUser } from '../types/index.js'
+import type { AnonymousUser, LoginUser } from '../types/index.js'
 import type { LoginEventHub } from './events.js'
 import type { LoginConfig } from './options.js'
 import type { RememberCodec, RememberToken } from './remember.js'
@@ -28,7 +28,7 @@ export function ensureState (context: LoginContext, request: FastifyRequest): Lo
   const existing = stateOf(request)
   if (existing !== null) return existing
   const state: LoginState = {
-    user: context.config.anonymousUser(request),
+    user: null,
     authenticated: false,
     source: null,
     cookie: (request as WithCookies).cookies?.[context.config.remember.cookieName],
@@ -45,8 +45,15 @@ export function tokenOf (context: LoginContext, state: LoginState): RememberToke
   return state.token
 }
 
-export function becomeAnonymous (context: LoginContext, request: FastifyRequest, state: LoginState): void {
-  state.user = context.config.anonymousUser(request)
+/** `request.user`: the loaded user, or the anonymous user (made once, when first read). */
+export function currentUser (context: LoginContext, request: FastifyRequest): LoginUser | AnonymousUser {
+  const state = ensureState(context, request)
+  state.user ??= context.config.anonymousUser(request)
+  return state.user
+}
+
+export function becomeAnonymous (state: LoginState): void {
+  state.user = null
   state.authenticated = false
   state.source = null
 }
@@ -60,17 +67,18 @@ function becomeUser (state: LoginState, user: LoginUser): void {
 function dropLogin (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike | null): void {
   if (session !== null) removeKeys(session, LOGIN_KEYS)
   if (state.cookie !== undefined) state.cookieAction = { kind: 'clear' }
-  becomeAnonymous(context, request, state)
+  becomeAnonymous(state)
 }
 
 /** Writes a login into the session: the keys `loginUser` and a cookie restore share. */
+/** Writes a login into a session that holds none: only the keys that have a value. */
 export function writeLogin (context: LoginContext, request: FastifyRequest, session: SessionLike, userId: string, fresh: boolean, version: string | undefined): void {
   const { config } = context
   session.set(KEY_USER_ID, userId)
   session.set(KEY_FRESH, fresh)
-  session.set(KEY_FRESH_AT, fresh ? Date.now() : undefined)
-  session.set(KEY_IDENTIFIER, config.sessionProtection === false ? undefined : config.sessionIdentifier(request))
-  session.set(KEY_VERSION, version)
+  if (fresh && config.freshMaxAge !== undefined) session.set(KEY_FRESH_AT, Date.now())
+  if (config.sessionProtection !== false) session.set(KEY_IDENTIFIER, config.sessionIdentifier(request))
+  if (version !== undefined) session.set(KEY_VERSION, version)
 }
 
 /**
@@ -118,6 +126,7 @@ async function fromCookie (context: LoginContext, request: FastifyRequest, state
   if (session !== null) {
     // The session becomes a login: rotate its id as a login would.
     const target = config.regenerateSession ? await rotateSession(request, session, LOGIN_KEYS) : session
+    if (!config.regenerateSession) removeKeys(target, LOGIN_KEYS)
     writeLogin(context, request, target, token.userId, false, version)
   }
   if (token.stale) {

@@ -41,10 +41,21 @@ export interface LoginConfig extends ResolvedLoginOptions {
   readonly exemptMethodSet: ReadonlySet<string>
 }
 
-/** Flask-Login's identifier: a hash of the client address and its User-Agent. */
+// Recent identifiers, so a client's hash is computed once, not on every
+// request. Bounded: the User-Agent is chosen by the client.
+const identifierCache = new Map<string, string>()
+const IDENTIFIER_CACHE_SIZE = 1024
+
+/** Flask-Login's identifier: SHA-512 (hex) of the client address and its User-Agent. */
 export function defaultSessionIdentifier (request: FastifyRequest): string {
-  const agent = request.headers['user-agent'] ?? ''
-  return createHash('sha512').update(`${request.ip}|${agent}`, 'utf8').digest('hex')
+  const source = `${request.ip}|${request.headers['user-agent'] ?? ''}`
+  let identifier = identifierCache.get(source)
+  if (identifier === undefined) {
+    identifier = createHash('sha512').update(source, 'utf8').digest('hex')
+    if (identifierCache.size >= IDENTIFIER_CACHE_SIZE) identifierCache.clear()
+    identifierCache.set(source, identifier)
+  }
+  return identifier
 }
 
 /** `user.getId()` when it is a function, else `user.id`. */

@@ -10,7 +10,8 @@ export type CookieAction =
   | { readonly kind: 'clear' }
 
 export interface LoginState {
-  user: LoginUser | AnonymousUser
+  /** The loaded user; `null` stands for the anonymous user, made on first read. */
+  user: LoginUser | AnonymousUser | null
   authenticated: boolean
   /** Where the user came from; a user from a cookie makes the response vary by Cookie. */
   source: 'session' | 'remember' | 'request' | null
