@@ -1,0 +1,155 @@
+// The app of every benchmark scenario, shared by bench/server.js (over HTTP)
+// and bench/inject.js (in-process). Each loads only the plugins it measures,
+// with the same users, secrets and session options.
+import Fastify from 'fastify'
+import fastifyCookie from '@fastify/cookie'
+import {
+  BoundedMap, SECURE_SESSION_OPTIONS, SESSION_OPTIONS, LOGIN_SECRET, checkCredentials, findUser, publicUser
+} from './common.js'
+
+/** Requests answered successfully by a handler (the only thing a round counts). */
+let completed = 0
+
+/** How many requests the handlers of this process have answered successfully. */
+export function completedRequests () {
+  return completed
+}
+
+const unauthorized = { error: 'Unauthorized' }
+
+async function registerSession (app, kind) {
+  if (kind === 'secure-session') {
+    const { default: fastifySecureSession } = await import('@fastify/secure-session')
+    await app.register(fastifySecureSession, SECURE_SESSION_OPTIONS)
+  } else {
+    const { default: fastifySession, MemoryStore } = await import('@fastify/session')
+    await app.register(fastifySession, { ...SESSION_OPTIONS, store: new MemoryStore(new BoundedMap()) })
+  }
+}
+
+/** Fastify and a JSON route: the floor of this stack. */
+async function buildBare () {
+  const app = Fastify()
+  app.get('/', async () => {
+    completed++
+    return { hello: 'world' }
+  })
+  return app
+}
+
+/** What users write by hand: the user id in @fastify/session, looked up per request. */
+async function buildHand () {
+  const app = Fastify()
+  await app.register(fastifyCookie)
+  await registerSession(app, 'session')
+  app.post('/login', async (request, reply) => {
+    const user = checkCredentials(request.body)
+    if (user === null) return reply.code(401).send(unauthorized)
+    // Rotate the id against session fixation, as the other two do.
+    await request.session.regenerate()
+    request.session.set('userId', user.id)
+    completed++
+    return { ok: true }
+  })
+  app.get('/me', async (request, reply) => {
+    const id = request.session.get('userId')
+    const user = typeof id === 'string' ? await findUser(id) : null
+    if (user === null) return reply.code(401).send(unauthorized)
+    completed++
+    return publicUser(user)
+  })
+  return app
+}
+
+/** @fastify/passport over either session plugin. */
+async function buildPassport (kind) {
+  const { default: fastifyPassport } = await import('@fastify/passport')
+  const app = Fastify()
+  await app.register(fastifyCookie)
+  await registerSession(app, kind)
+  fastifyPassport.registerUserSerializer(async (user) => user.id)
+  fastifyPassport.registerUserDeserializer(async (id) => findUser(id))
+  await app.register(fastifyPassport.initialize())
+  await app.register(fastifyPassport.secureSession())
+  app.post('/login', async (request, reply) => {
+    const user = checkCredentials(request.body)
+    if (user === null) return reply.code(401).send(unauthorized)
+    await request.logIn(user)
+    completed++
+    return { ok: true }
+  })
+  const requireAuthenticated = async (request, reply) => {
+    if (!request.isAuthenticated()) {
+      reply.code(401).send(unauthorized)
+      return reply
+    }
+  }
+  app.get('/me', { preHandler: requireAuthenticated }, async (request) => {
+    completed++
+    return publicUser(request.user)
+  })
+  return app
+}
+
+/** fastify-login over either session plugin, with its defaults unless `options` says otherwise. */
+async function buildLogin (kind, options = {}) {
+  const { default: fastifyLogin } = await import('fastify-login')
+  const app = Fastify()
+  await app.register(fastifyCookie)
+  await registerSession(app, kind)
+  await app.register(fastifyLogin, { secret: LOGIN_SECRET, userLoader: findUser, ...options })
+  app.post('/login', async (request, reply) => {
+    const user = checkCredentials(request.body)
+    if (user === null) return reply.code(401).send(unauthorized)
+    await request.loginUser(user, { remember: request.body.remember === true })
+    completed++
+    return { ok: true }
+  })
+  app.get('/me', { preHandler: app.requireLogin }, async (request) => {
+    completed++
+    return publicUser(request.user)
+  })
+  return app
+}
+
+/** An anonymous page on the session stack, with or without fastify-login. */
+async function buildAnon (withLogin) {
+  const app = Fastify()
+  await app.register(fastifyCookie)
+  await registerSession(app, 'session')
+  if (withLogin) {
+    const { default: fastifyLogin } = await import('fastify-login')
+    await app.register(fastifyLogin, { secret: LOGIN_SECRET, userLoader: findUser })
+  }
+  app.get('/public', async () => {
+    completed++
+    return { hello: 'world' }
+  })
+  return app
+}
+
+/** Scenario id → the app it runs (several scenarios measure different routes of one kind of app). */
+export const BUILDERS = Object.freeze({
+  bare: buildBare,
+  hand: buildHand,
+  passport: () => buildPassport('session'),
+  login: () => buildLogin('session'),
+  'passport-secure': () => buildPassport('secure-session'),
+  'login-secure': () => buildLogin('secure-session'),
+  'anon-with': () => buildAnon(true),
+  'anon-without': () => buildAnon(false),
+  'signin-login': () => buildLogin('session'),
+  'signin-passport': () => buildPassport('session'),
+  'signin-hand': buildHand,
+  restore: () => buildLogin('session'),
+  // Diagnostics, not in the default run: what session protection's hash costs.
+  'login-noprotect': () => buildLogin('session', { sessionProtection: false }),
+  'login-secure-noprotect': () => buildLogin('secure-session', { sessionProtection: false })
+})
+
+/** Builds the app of `scenario` (not listening). One app per process: @fastify/passport is a singleton. */
+export async function buildApp (scenario) {
+  const build = BUILDERS[scenario]
+  if (build === undefined) throw new Error(`unknown scenario ${scenario}; known: ${Object.keys(BUILDERS).join(', ')}`)
+  return build()
+}

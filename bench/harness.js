@@ -1,0 +1,232 @@
+// The benchmark harness, shared by run.js, soak.js and test/bench-smoke.test.ts:
+// the scenarios, starting a server process, preparing and checking the
+// measured request, and one measured autocannon round.
+import { fork } from 'node:child_process'
+import { isDeepStrictEqual } from 'node:util'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+import { CLIENT_HEADERS, CREDENTIALS, EXPECTED_USER } from './common.js'
+
+const SERVER = fileURLToPath(new URL('./server.js', import.meta.url))
+const SESSION_COOKIE = 'sessionId'
+const SECURE_SESSION_COOKIE = 'session'
+const REMEMBER_COOKIE = 'remember_token'
+
+/**
+ * The scenarios of issue 6, in the order each round runs them. `expect` says
+ * what the measured request must answer: `hello` ({ hello: 'world' }), `user`
+ * (Ann), `signin` ({ ok: true } and a new session cookie) or `restore` (Ann and
+ * a new session cookie). Guarded scenarios also check that the same request
+ * without credentials is refused, so the guard is really there.
+ */
+export const SCENARIOS = Object.freeze([
+  { id: 'bare', what: 'Fastify `GET /` returning JSON (the floor)', expect: 'hello', prepare: () => get('/') },
+  { id: 'hand', what: '@fastify/session, `GET /me` written by hand', expect: 'user', prepare: (url) => me(url, SESSION_COOKIE) },
+  { id: 'passport', what: '@fastify/passport + @fastify/session, `GET /me` guarded by `isAuthenticated()`', expect: 'user', prepare: (url) => me(url, SESSION_COOKIE) },
+  { id: 'login', what: 'fastify-login + @fastify/session, `GET /me` with `app.requireLogin`', expect: 'user', prepare: (url) => me(url, SESSION_COOKIE) },
+  { id: 'passport-secure', what: '@fastify/passport + @fastify/secure-session, `GET /me`', expect: 'user', prepare: (url) => me(url, SECURE_SESSION_COOKIE) },
+  { id: 'login-secure', what: 'fastify-login + @fastify/secure-session, `GET /me`', expect: 'user', prepare: (url) => me(url, SECURE_SESSION_COOKIE) },
+  { id: 'anon-with', what: 'anonymous `GET /public`, no cookie, session + fastify-login', expect: 'hello', prepare: () => get('/public') },
+  { id: 'anon-without', what: 'anonymous `GET /public`, no cookie, session without fastify-login', expect: 'hello', prepare: () => get('/public') },
+  { id: 'signin-login', what: '`POST /login` creating a session: fastify-login `loginUser`', expect: 'signin', prepare: () => signInRequest() },
+  { id: 'signin-passport', what: '`POST /login` creating a session: passport `request.logIn`', expect: 'signin', prepare: () => signInRequest() },
+  { id: 'signin-hand', what: '`POST /login` creating a session: `regenerate()` + `set` by hand', expect: 'signin', prepare: () => signInRequest() },
+  { id: 'restore', what: 'fastify-login `GET /me` with only a remember cookie (session restored each time)', expect: 'restore', prepare: (url) => rememberOnly(url) }
+])
+
+export const SCENARIO_IDS = Object.freeze(SCENARIOS.map((scenario) => scenario.id))
+
+/** Diagnostic variants, run only when BENCH_SCENARIOS names them. */
+export const EXTRA_SCENARIOS = Object.freeze([
+  { id: 'login-noprotect', what: '`login` with `sessionProtection: false`', expect: 'user', prepare: (url) => me(url, SESSION_COOKIE) },
+  { id: 'login-secure-noprotect', what: '`login-secure` with `sessionProtection: false`', expect: 'user', prepare: (url) => me(url, SECURE_SESSION_COOKIE) }
+])
+
+export function scenarioById (id) {
+  const scenario = [...SCENARIOS, ...EXTRA_SCENARIOS].find((candidate) => candidate.id === id)
+  if (scenario === undefined) throw new Error(`unknown scenario ${id}; known: ${SCENARIO_IDS.join(', ')}`)
+  return scenario
+}
+
+function get (path, headers = {}) {
+  return { method: 'GET', path, headers }
+}
+
+function signInRequest (extra = {}) {
+  return {
+    method: 'POST',
+    path: '/login',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ ...CREDENTIALS, ...extra })
+  }
+}
+
+/** Sends `request` once; the body is parsed as JSON when it can be. */
+export async function probe (url, request) {
+  const response = await fetch(url + request.path, {
+    method: request.method,
+    headers: { ...CLIENT_HEADERS, ...request.headers },
+    body: request.body
+  })
+  const text = await response.text()
+  let body = text
+  try { body = JSON.parse(text) } catch {}
+  const cookies = new Map()
+  for (const header of response.headers.getSetCookie()) {
+    const pair = header.split(';')[0]
+    const name = pair.slice(0, pair.indexOf('='))
+    cookies.set(name, pair)
+  }
+  return { status: response.status, body, cookies }
+}
+
+/** Logs Ann in once and returns the cookies the response set, as `name=value` pairs. */
+async function signIn (url, extra) {
+  const response = await probe(url, signInRequest(extra))
+  if (response.status !== 200) throw new Error(`sign-in failed with ${response.status}: ${JSON.stringify(response.body)}`)
+  return response.cookies
+}
+
+async function me (url, cookieName) {
+  const cookies = await signIn(url)
+  const cookie = cookies.get(cookieName)
+  if (cookie === undefined) throw new Error(`sign-in set no ${cookieName} cookie (got ${[...cookies.keys()].join(', ') || 'none'})`)
+  return { ...get('/me', { cookie }), anonymous: get('/me') }
+}
+
+async function rememberOnly (url) {
+  const cookies = await signIn(url, { remember: true })
+  const cookie = cookies.get(REMEMBER_COOKIE)
+  if (cookie === undefined) throw new Error('sign-in with remember set no remember cookie')
+  return { ...get('/me', { cookie }), anonymous: get('/me') }
+}
+
+function fail (scenario, what, response) {
+  throw new Error(`${scenario.id}: ${what}; got ${response.status} ${JSON.stringify(response.body)}`)
+}
+
+/**
+ * Checks the measured request before it is timed: status, body, cookies, and
+ * that the guard refuses the same request without credentials. Throws.
+ */
+export async function checkScenario (scenario, url, request) {
+  const response = await probe(url, request)
+  if (response.status !== 200) fail(scenario, 'the measured request must answer 200', response)
+  const expected = scenario.expect === 'hello' ? { hello: 'world' } : scenario.expect === 'signin' ? { ok: true } : EXPECTED_USER
+  if (!isDeepStrictEqual(response.body, expected)) fail(scenario, `the body must be ${JSON.stringify(expected)}`, response)
+  if (scenario.expect === 'signin' || scenario.expect === 'restore') {
+    if (![...response.cookies.keys()].some((name) => name === SESSION_COOKIE)) fail(scenario, 'a new session cookie must be set', response)
+  } else if (response.cookies.size > 0) {
+    fail(scenario, `no cookie may be set (got ${[...response.cookies.keys()].join(', ')})`, response)
+  }
+  if (request.anonymous !== undefined) {
+    const refused = await probe(url, request.anonymous)
+    if (refused.status !== 401) fail(scenario, 'the same request without credentials must be refused with 401', refused)
+  }
+  return response
+}
+
+/**
+ * The environment of a server: a benchmark server runs plain, without the
+ * coverage collection or loaders a test runner puts in NODE_OPTIONS.
+ */
+function serverEnvironment () {
+  const env = { ...process.env }
+  delete env.NODE_OPTIONS
+  delete env.NODE_V8_COVERAGE
+  return env
+}
+
+/** Starts `bench/server.js <scenario>` as a child process; resolves once it listens. */
+export async function startServer (scenarioId, { execArgv = [] } = {}) {
+  const child = fork(SERVER, [scenarioId, '0'], { execArgv, env: serverEnvironment(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const pending = new Map()
+  let nextId = 0
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
+  const port = await new Promise((resolve, reject) => {
+    child.once('message', (message) => {
+      if (message?.type === 'ready') resolve(message.port)
+      else reject(new Error(`${scenarioId}: unexpected first message ${JSON.stringify(message)}`))
+    })
+    exited.then(({ code, signal }) => reject(new Error(`${scenarioId}: server exited (${code ?? signal}) before listening`)))
+  })
+  child.on('message', (message) => {
+    if (message?.type !== 'stats') return
+    pending.get(message.id)?.(message)
+    pending.delete(message.id)
+  })
+  return {
+    scenario: scenarioId,
+    pid: child.pid,
+    url: `http://127.0.0.1:${port}`,
+    /** `{ cpu (µs, user + system), rss, heapUsed (bytes), completed }`; `gc` collects first (needs --expose-gc). */
+    stats ({ gc = false } = {}) {
+      return new Promise((resolve, reject) => {
+        const id = nextId++
+        pending.set(id, resolve)
+        child.send({ type: 'stats', id, gc }, (error) => { if (error) reject(error) })
+      })
+    },
+    async close () {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      if (child.connected) child.disconnect()
+      const timer = setTimeout(() => child.kill(), 5000)
+      await exited
+      clearTimeout(timer)
+    }
+  }
+}
+
+/** Prepares and checks the measured request of `scenario` on a running server. */
+export async function prepareScenario (scenario, server) {
+  const request = await scenario.prepare(server.url)
+  await checkScenario(scenario, server.url, request)
+  return request
+}
+
+/** Runs autocannon against `request`: for `duration` seconds, or for `amount` requests when given. */
+export async function cannon (url, request, { connections = 10, duration = 3, amount } = {}) {
+  const options = {
+    url: url + request.path,
+    method: request.method,
+    headers: { ...CLIENT_HEADERS, ...request.headers },
+    body: request.body,
+    connections,
+    pipelining: 1
+  }
+  if (amount !== undefined) options.amount = amount
+  else options.duration = duration
+  return autocannon(options)
+}
+
+/**
+ * One measured round: server stats before and after an autocannon run.
+ * Throws when any response was not a 2xx or the server counted a different
+ * number of successful requests (a round of 401s measures nothing).
+ */
+export async function measure (scenario, server, request, load) {
+  const { connections = 10, amount } = load
+  const before = await server.stats()
+  const started = process.hrtime.bigint()
+  const result = await cannon(server.url, request, load)
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  const after = await server.stats()
+  const completed = after.completed - before.completed
+  if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0) {
+    throw new Error(`${scenario.id}: ${result.non2xx} non-2xx responses, ${result.errors} errors, ${result.timeouts} timeouts`)
+  }
+  // A timed run stops with up to one request per connection in flight: the
+  // server completes those, autocannon does not count them.
+  const inFlight = amount === undefined ? connections : 0
+  if (result['2xx'] === 0 || completed < result['2xx'] || completed > result['2xx'] + inFlight) {
+    throw new Error(`${scenario.id}: the server completed ${completed} requests but autocannon saw ${result['2xx']} 2xx responses`)
+  }
+  return {
+    cpuPerRequest: (after.cpu - before.cpu) / completed,
+    requestsPerSecond: completed / seconds,
+    p99: result.latency.p99,
+    completed,
+    rss: after.rss,
+    heapUsed: after.heapUsed
+  }
+}
