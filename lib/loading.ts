@@ -155,11 +155,16 @@ async function fromRequest (context: LoginContext, request: FastifyRequest, stat
  */
 export function loadUser (context: LoginContext, request: FastifyRequest): Promise<void> | undefined {
   const { config } = context
-  const state = ensureState(context, request)
-  if (request.routeOptions.config?.login === false) return undefined
   const session = sessionOf(request)
   // Without a userLoader the session's id means nothing: go on to the requestLoader, as Flask-Login does.
-  if (session !== null && config.userLoader !== undefined && session.get(KEY_USER_ID) !== undefined) {
+  const sessionLogin = session !== null && config.userLoader !== undefined && session.get(KEY_USER_ID) !== undefined
+  // No credentials: nothing to do, not even the per-request state (it is made when first needed).
+  if (!sessionLogin && config.requestLoader === undefined && (request as WithCookies).cookies?.[config.remember.cookieName] === undefined) {
+    return undefined
+  }
+  if (request.routeOptions.config?.login === false) return undefined
+  const state = ensureState(context, request)
+  if (sessionLogin) {
     if (protectionRemovedLogin(context, request, state, session)) return undefined
     const userId = session.get(KEY_USER_ID)
     if (typeof userId === 'string') return fromSession(context, request, state, session, userId)
