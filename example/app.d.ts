@@ -8,6 +8,10 @@ export interface AppOptions {
   sessionSecret?: string
   /** Default: generated and kept in `dataDir`. */
   loginSecret?: string
+  /** Keep sessions in this Redis (`redis://host:port`), shared by several instances. Default: in the SQLite file. */
+  redisUrl?: string
+  /** fastify-login's `sessionProtection`. Default 'basic'. */
+  sessionProtection?: 'basic' | 'strong'
   /** Behind a reverse proxy. Default false. */
   trustProxy?: boolean
   /** Fastify's logger option. Default false. */

@@ -12,6 +12,7 @@ import fastifyLogin from 'fastify-login'
 import { loadSecrets } from './config.js'
 import { openDatabase } from './db.js'
 import { hashPassword, passwordMatches } from './passwords.js'
+import { openRedisSessionStore, SESSION_STORE_UNAVAILABLE } from './redis-store.js'
 import { SqliteSessionStore } from './session-store.js'
 import * as views from './views.js'
 
@@ -27,6 +28,8 @@ const MAX_PASSWORD_LENGTH = 200
  * @property {string} dataDir folder of the SQLite file and the generated secrets
  * @property {string} [sessionSecret] default: generated and kept in dataDir
  * @property {string} [loginSecret] default: generated and kept in dataDir
+ * @property {string} [redisUrl] keep sessions in this Redis (several instances); default: in the SQLite file
+ * @property {'basic' | 'strong'} [sessionProtection] default 'basic'
  * @property {boolean} [trustProxy] behind a reverse proxy (default false)
  * @property {boolean | object} [logger] Fastify's logger option (default false)
  */
@@ -45,16 +48,26 @@ export async function buildApp (options) {
   mkdirSync(options.dataDir, { recursive: true })
   const secrets = loadSecrets(options.dataDir, options)
   const db = await openDatabase(options.dataDir)
-  const sessionStore = new SqliteSessionStore(db.db)
 
   const app = Fastify({ logger: options.logger ?? false, trustProxy: options.trustProxy ?? false })
+  // Sessions: in Redis when several instances share them (see redis-store.js),
+  // else in the SQLite file. Users stay in SQLite either way.
+  const sessionStore = options.redisUrl
+    ? await openRedisSessionStore(options.redisUrl, app.log)
+    : new SqliteSessionStore(db.db)
   app.addHook('onClose', async () => {
-    sessionStore.close()
+    await sessionStore.close()
     db.close()
   })
 
   // Register order matters: cookies, sessions, flash, then fastify-login.
   await app.register(fastifyCookie)
+  // Routes that never load a user (`config.login: false`) do not need the
+  // session either: with its cookie hidden, @fastify/session reads nothing
+  // from the store. They cost less, and keep working while Redis is down.
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config?.login === false) delete request.cookies.session
+  })
   await app.register(fastifySession, {
     secret: secrets.sessionSecret,
     store: sessionStore,
@@ -84,9 +97,10 @@ export async function buildApp (options) {
     loginView: '/login', // where requireLogin sends anonymous visitors (with ?next=)
     refreshView: '/reauthenticate', // where requireFreshLogin sends logins that are not fresh
     freshMaxAge: 15 * 60, // a typed password stays "fresh" for 15 minutes
-    // The default, spelled out: a session presented by another client (other
+    // 'basic', the default: a session presented by another client (other
     // address or User-Agent) stays logged in but is no longer fresh.
-    sessionProtection: 'basic',
+    // (SESSION_PROTECTION=strong: that session is logged out instead.)
+    sessionProtection: options.sessionProtection ?? 'basic',
     // Changes when the password changes: every session and remember-me
     // cookie made before then stops working.
     sessionVersion: (user) => String(/** @type {User} */ (user).sessionVersion),
@@ -146,6 +160,7 @@ export async function buildApp (options) {
   })
 
   app.setErrorHandler(async (error, request, reply) => {
+    if (error.code === SESSION_STORE_UNAVAILABLE) return sendStoreUnavailable(request, reply)
     const status = (error.statusCode ?? 500) >= 400 ? (error.statusCode ?? 500) : 500
     if (status >= 500) request.log.error(error)
     const message = error.code?.startsWith('FST_CSRF_')
@@ -154,6 +169,23 @@ export async function buildApp (options) {
     if (!(request.headers.accept ?? '').includes('text/html')) return reply.code(status).send({ error: message })
     return sendPage(request, reply, 'Error', views.errorPage(message), status)
   })
+
+  /**
+   * Redis is down (redis-store.js logs that once): a 503 that uses nothing
+   * of the session, so it shows no user, no flash message and no form.
+   * @param {Request} request
+   * @param {Reply} reply
+   */
+  function sendStoreUnavailable (request, reply) {
+    const message = 'Logins are unavailable for a moment. Try again in a few seconds.'
+    // Nothing to save: without this, @fastify/session would try to write the
+    // session to Redis again when this reply is sent (and fail).
+    request.session = null
+    reply.code(503).header('retry-after', '5').header('cache-control', 'no-store')
+    if (!(request.headers.accept ?? '').includes('text/html')) return reply.send({ error: message })
+    const page = views.layout({ user: null, csrfToken: '', flashes: [] }, 'Error', views.errorPage(message))
+    return reply.type('text/html; charset=utf-8').send(page)
+  }
 
   // Public files and health checks never load a user (`config.login: false`).
   app.get('/style.css', { config: { login: false } }, async (_request, reply) => {

@@ -75,7 +75,8 @@ export async function openDatabase (dataDir) {
 
   const statements = {
     countUsers: db.prepare('SELECT count(*) AS count FROM users'),
-    insertUser: db.prepare(`INSERT INTO users (username, display_name, password_hash, active)
+    // OR IGNORE: instances started together on a new file may both seed it.
+    insertUser: db.prepare(`INSERT OR IGNORE INTO users (username, display_name, password_hash, active)
                             VALUES (@username, @displayName, @passwordHash, @active)`),
     userById: db.prepare('SELECT * FROM users WHERE id = ?'),
     userByUsername: db.prepare('SELECT * FROM users WHERE username = ?'),

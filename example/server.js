@@ -10,6 +10,8 @@ const app = await buildApp({
   dataDir: config.dataDir,
   sessionSecret: config.sessionSecret,
   loginSecret: config.loginSecret,
+  redisUrl: config.redisUrl,
+  sessionProtection: config.sessionProtection,
   trustProxy: config.trustProxy,
   logger: { level: config.logLevel }
 })
@@ -24,9 +26,11 @@ fastify-login example: http://${host}:${port}/
   log in as "${DEMO_USER.username}", password "${DEMO_USER.password}"
   ("${INACTIVE_USER.username}" is a disabled account: its login is refused)
   data folder: ${config.dataDir}
+  sessions: ${config.redisUrl ? 'in Redis (REDIS_URL)' : 'in the SQLite file'}
 `)
 
-// Ctrl+C or a process manager's stop: finish requests, close the database.
+// Ctrl+C or a process manager's stop: finish requests, close the database
+// (and the Redis connection).
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, () => {
     app.close().then(() => process.exit(0), () => process.exit(1))

@@ -1,0 +1,116 @@
+// Sessions in Redis, for several instances of the app behind a load balancer:
+// connect-redis's RedisStore over a node-redis client. app.js uses it when
+// REDIS_URL is set (the SQLite store of session-store.js otherwise).
+//
+// What happens when Redis is gone: the client gives up on commands at once
+// (`disableOfflineQueue`) instead of holding requests until Redis is back,
+// reconnects in the background, and reports the outage once in the log. A
+// request that needs its session fails with a 503 (SessionStoreUnavailable),
+// never as an anonymous visitor or as somebody else. Anonymous pages, and
+// routes with `config.login: false` (see app.js), are served as usual.
+import { RedisStore } from 'connect-redis'
+import { createClient } from 'redis'
+
+/** Redis keys of this app start with this: several apps can share one Redis. */
+export const KEY_PREFIX = 'fastify-login-example:session:'
+
+/** The `code` of the error a request fails with while Redis is unavailable. */
+export const SESSION_STORE_UNAVAILABLE = 'SESSION_STORE_UNAVAILABLE'
+
+/** The error given to @fastify/session when Redis fails: a 503 for the error handler. */
+export class SessionStoreUnavailable extends Error {
+  /** @param {unknown} cause */
+  constructor (cause) {
+    super('the session store (Redis) is unavailable', { cause })
+    this.name = 'SessionStoreUnavailable'
+    this.code = SESSION_STORE_UNAVAILABLE
+    this.statusCode = 503
+  }
+}
+
+/**
+ * connect-redis's store, with every Redis failure turned into
+ * SessionStoreUnavailable. The callbacks are called once, outside the store's
+ * try/catch (connect-redis calls them inside it, so an exception thrown
+ * further down the request would reach the callback a second time).
+ */
+class ExampleRedisStore extends RedisStore {
+  /** Closes the connection (after the pending commands), and stops reconnecting while Redis is down. */
+  async close () {
+    await this.client.close()
+  }
+
+  /**
+   * @param {string} sessionId
+   * @param {(error: Error | null, session?: object | null) => void} callback
+   */
+  get (sessionId, callback) {
+    settle(super.get(sessionId), callback)
+  }
+
+  /**
+   * @param {string} sessionId
+   * @param {object} session
+   * @param {(error?: Error | null) => void} callback
+   */
+  set (sessionId, session, callback) {
+    settle(super.set(sessionId, /** @type {any} */ (session)), callback)
+  }
+
+  /**
+   * @param {string} sessionId
+   * @param {(error?: Error | null) => void} callback
+   */
+  destroy (sessionId, callback) {
+    settle(super.destroy(sessionId), callback)
+  }
+}
+
+/**
+ * @param {Promise<unknown>} work connect-redis without a callback: it rejects on failure
+ * @param {(error: Error | null, value?: any) => void} callback
+ */
+function settle (work, callback) {
+  work.then(
+    (value) => { callback(null, value ?? null) },
+    (error) => { callback(new SessionStoreUnavailable(error)) }
+  )
+}
+
+/**
+ * Connects to Redis (waiting until it answers) and returns the session store;
+ * its `close()` (for the app's onClose hook) closes the connection.
+ * @param {string} url `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS
+ * @param {import('fastify').FastifyBaseLogger} log
+ */
+export async function openRedisSessionStore (url, log) {
+  const client = createClient({
+    url,
+    // Fail a command at once while disconnected, rather than queueing it
+    // (and the request waiting for it) until Redis is back.
+    disableOfflineQueue: true,
+    // A Redis that accepts the connection but does not answer: give up after 2 s.
+    commandOptions: { timeout: 2000 },
+    // Retry every 50 ms, 100 ms, ... up to every second; never give up.
+    socket: { reconnectStrategy: (retries) => Math.min(50 * 2 ** retries, 1000) }
+  })
+
+  // Without an 'error' listener a lost connection would crash the process.
+  // The client emits one error per reconnection attempt: log the first only.
+  let down = false
+  client.on('error', (error) => {
+    if (down) return
+    down = true
+    log.error({ err: error }, 'Redis is unavailable: requests with a session fail with 503 until it is back')
+  })
+  client.on('ready', () => {
+    if (!down) return
+    down = false
+    log.info('Redis is available again')
+  })
+
+  await client.connect()
+  // Without a cookie expiry (the example's session cookies have none),
+  // a session lives one day after its last request, as in session-store.js.
+  return new ExampleRedisStore({ client, prefix: KEY_PREFIX, ttl: 24 * 60 * 60 })
+}
