@@ -41,8 +41,8 @@ export function createActions (context: LoginContext): Actions {
     if (typeof duration !== 'number' || !Number.isFinite(duration) || duration <= 0) {
       throw new FST_LOGIN_INVALID_DURATION(describeDuration(options.duration))
     }
+    if (!force && (user as { isActive?: unknown } | null)?.isActive === false) return false
     const userId = userIdOf(config, user)
-    if (!force && (user as { isActive?: unknown }).isActive === false) return false
     const version = versionOf(config, user)
     const state = ensureState(context, this)
     let session = requireSession(this)
@@ -50,7 +50,8 @@ export function createActions (context: LoginContext): Actions {
     else removeKeys(session, LOGIN_KEYS)
     writeLogin(context, this, session, userId, fresh !== false, version)
     if (remember === true) {
-      session.set(KEY_REMEMBER_SECONDS, duration)
+      // As in Flask-Login, only a duration chosen for this login is kept.
+      if (options.duration !== undefined) session.set(KEY_REMEMBER_SECONDS, duration)
       const value = codec.sign(userId, duration, codec.versionTag(userId, version))
       state.cookieAction = { kind: 'set', value, maxAge: Math.ceil(duration) }
     } else if (state.cookie !== undefined) {
@@ -86,7 +87,7 @@ export function createActions (context: LoginContext): Actions {
     const session = requireSession(this)
     session.set(KEY_FRESH, true)
     if (config.freshMaxAge !== undefined) session.set(KEY_FRESH_AT, Date.now())
-    if (config.sessionProtection !== false) session.set(KEY_IDENTIFIER, config.sessionIdentifier(this))
+    session.set(KEY_IDENTIFIER, config.sessionIdentifier(this))
     if (events.wanted('userLoginConfirmed')) events.emit('userLoginConfirmed', { request: this, user: currentUser(context, this) as LoginUser })
   }
 

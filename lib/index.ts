@@ -1,7 +1,8 @@
 // fastify-login: user session management for Fastify (Flask-Login's feature
 // set). This file only wires the modules into Fastify.
 import type {
-  FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, onRequestHookHandler, onSendHookHandler, preHandlerAsyncHookHandler
+  FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, onRequestHookHandler, onSendHookHandler,
+  preHandlerAsyncHookHandler, preHandlerHookHandler
 } from 'fastify'
 import fp from 'fastify-plugin'
 import type { FastifyLoginOptions, LoginEventListener, LoginEventName, LoginManager } from '../types/index.js'
@@ -12,6 +13,7 @@ import { currentUser, loadUser, tokenOf, type LoginContext } from './loading.js'
 import { publicOptions, resolveOptions } from './options.js'
 import { normaliseHost } from './redirects.js'
 import { clearRememberCookie, RememberCodec, setRememberCookie } from './remember.js'
+import { isFresh } from './freshness.js'
 import { createResponses } from './responses.js'
 import { KEY_USER_ID, sessionOf } from './session.js'
 import { kLoginState, stateOf } from './state.js'
@@ -40,6 +42,8 @@ function varyByCookie (reply: FastifyReply): void {
   if (/(?:^|,)\s*(?:cookie|\*)\s*(?:,|$)/i.test(current)) return
   reply.header('vary', current === '' ? 'Cookie' : `${current}, Cookie`)
 }
+
+const kGuardedAtRegistration = Symbol('fastify-login.guardedAtRegistration')
 
 const ROUTE_MODES = new Set<unknown>(['required', 'fresh', 'optional', false, undefined])
 
@@ -153,17 +157,56 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   fastify.addHook('onRequest', onRequest)
   fastify.addHook('onSend', onSend)
 
+  function invalidMode (method: unknown, url: unknown): Error {
+    return new FST_LOGIN_INVALID_OPTION(`route ${String(method)} ${String(url)}: \`config.login\` must be 'required', 'fresh', 'optional' or false`)
+  }
+
+  function guardFor (mode: unknown): preHandlerAsyncHookHandler | undefined {
+    if (mode === 'fresh') return responses.requireFreshLogin
+    if (mode === 'required') return responses.requireLogin
+    return mode === undefined && config.loginRequiredByDefault ? requireLoginByDefault : undefined
+  }
+
   fastify.addHook('onRoute', (route) => {
     const mode: unknown = route.config?.login
-    if (!ROUTE_MODES.has(mode)) {
-      throw new FST_LOGIN_INVALID_OPTION(`route ${route.method} ${route.url}: \`config.login\` must be 'required', 'fresh', 'optional' or false`)
-    }
-    const guard = mode === 'fresh'
-      ? responses.requireFreshLogin
-      : mode === 'required' ? responses.requireLogin : mode === undefined && config.loginRequiredByDefault ? requireLoginByDefault : undefined
+    if (!ROUTE_MODES.has(mode)) throw invalidMode(route.method, route.url)
+    // Marked, so the request-time check below leaves this route alone.
+    const marked = { ...route.config, [kGuardedAtRegistration]: true }
+    route.config = marked
+    const guard = guardFor(mode)
     if (guard === undefined) return
     route.preHandler = [guard, ...asArray(route.preHandler)]
   })
+
+  // Routes added before this plugin loaded (`app.register(...)` without
+  // `await`, then `app.get(...)`) never reach the onRoute hook: their
+  // `config.login` is applied here, per request. A fresh login passes every
+  // guard, so it is let through without looking at the route.
+  const guardEarlyRoutes: preHandlerHookHandler = function guardEarlyRoutes (request, reply, next) {
+    const state = stateOf(request)
+    if ((state?.authenticated === true && isFresh(config, request)) || request.is404) {
+      next()
+      return
+    }
+    const routeConfig = request.routeOptions.config as unknown as Record<PropertyKey, unknown> | undefined
+    if (routeConfig === undefined || routeConfig[kGuardedAtRegistration] === true) {
+      next()
+      return
+    }
+    const mode = routeConfig.login
+    if (!ROUTE_MODES.has(mode)) {
+      next(invalidMode(request.method, request.routeOptions.url))
+      return
+    }
+    const guard = guardFor(mode)
+    if (guard === undefined) {
+      next()
+      return
+    }
+    // The guard resolves to the reply when it has answered; only then is the chain stopped.
+    guard.call(this, request, reply).then((result) => { if (result !== reply) next() }, next)
+  }
+  fastify.addHook('preHandler', guardEarlyRoutes)
 
   // A later onRoute hook (an encapsulated plugin's) may still opt the route out.
   const requireLoginByDefault: preHandlerAsyncHookHandler = async function requireLoginByDefault (request, reply) {

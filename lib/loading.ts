@@ -77,7 +77,7 @@ export function writeLogin (context: LoginContext, request: FastifyRequest, sess
   session.set(KEY_USER_ID, userId)
   session.set(KEY_FRESH, fresh)
   if (fresh && config.freshMaxAge !== undefined) session.set(KEY_FRESH_AT, Date.now())
-  if (config.sessionProtection !== false) session.set(KEY_IDENTIFIER, config.sessionIdentifier(request))
+  session.set(KEY_IDENTIFIER, config.sessionIdentifier(request))
   if (version !== undefined) session.set(KEY_VERSION, version)
 }
 

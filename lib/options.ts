@@ -126,6 +126,18 @@ function resolveProtection (value: unknown): SessionProtection {
   return fail('`sessionProtection` must be \'basic\', \'strong\' or false')
 }
 
+// What a Set-Cookie header can carry (RFC 6265): a token for the name, and
+// attribute values without control characters or ';'.
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+const COOKIE_PATH = /^\/[\u0020-\u003a\u003c-\u007e]*$/
+const COOKIE_DOMAIN = /^\.?[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$/i
+
+function cookieAttribute (value: unknown, name: string, pattern: RegExp, what: string): string | undefined {
+  const text = optionalString(value, name)
+  if (text !== undefined && !pattern.test(text)) fail(`\`${name}\` must be ${what}`)
+  return text
+}
+
 function resolveRemember (options: FastifyLoginOptions['remember']): LoginConfig['remember'] {
   if (options !== undefined && (options === null || typeof options !== 'object')) fail('`remember` must be an object')
   const remember = options ?? {}
@@ -138,10 +150,10 @@ function resolveRemember (options: FastifyLoginOptions['remember']): LoginConfig
   // Browsers drop SameSite=None cookies that are not Secure.
   if (sameSite === 'none' && secure !== true) fail('`remember.sameSite: \'none\'` needs `remember.secure: true`')
   return Object.freeze({
-    cookieName: optionalString(remember.cookieName, 'remember.cookieName') ?? DEFAULT_REMEMBER_COOKIE_NAME,
+    cookieName: cookieAttribute(remember.cookieName, 'remember.cookieName', COOKIE_NAME, 'a cookie name (letters, digits and !#$%&\'*+-.^_`|~)') ?? DEFAULT_REMEMBER_COOKIE_NAME,
     duration: positiveSeconds(remember.duration, 'remember.duration') ?? DEFAULT_REMEMBER_DURATION,
-    domain: optionalString(remember.domain, 'remember.domain'),
-    path: optionalString(remember.path, 'remember.path') ?? '/',
+    domain: cookieAttribute(remember.domain, 'remember.domain', COOKIE_DOMAIN, 'a domain name'),
+    path: cookieAttribute(remember.path, 'remember.path', COOKIE_PATH, 'a path starting with / without ; or control characters') ?? '/',
     secure,
     httpOnly: bool(remember.httpOnly, 'remember.httpOnly', true),
     sameSite,

@@ -83,6 +83,8 @@ export function nextParam (loginUrl: string, currentUrl: string): string {
 export function buildLoginUrl (loginView: string, nextUrl: string | undefined, nextField: string, forceHost: string | undefined): string {
   const url = new URL(loginView, BASE_A)
   if (nextUrl !== undefined) url.searchParams.set(nextField, nextParam(loginView, nextUrl))
+  // As in Flask-Login, the host is forced only on a URL that carries `next`.
+  if (nextUrl === undefined) forceHost = undefined
   if (forceHost !== undefined) url.host = forceHost
   if (HAS_SCHEME_OR_AUTHORITY.test(loginView)) {
     return loginView.startsWith('//') ? url.href.slice(url.protocol.length) : url.href

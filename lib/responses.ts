@@ -97,7 +97,7 @@ export function createResponses (config: LoginConfig, events: LoginEventHub): Re
     const view = typeof flow.view === 'function' ? flow.view(request) : flow.view
     if (view === undefined || prefersJson(request)) throw new flow.Failure()
     const flash = (request as Flashing).flash
-    if (flow.message !== false && typeof flash === 'function') {
+    if (flow.message !== false && flow.message !== '' && typeof flash === 'function') {
       const text = config.localize === undefined ? flow.message : config.localize(flow.message, request)
       flash.call(request, flow.category, text)
     }

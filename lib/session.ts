@@ -32,6 +32,7 @@ export interface SessionLike {
 interface StoredSession extends SessionLike {
   readonly sessionId: string
   regenerate (keepKeys?: string[]): Promise<void>
+  options?: (cookieOptions: { maxAge: number }) => void
 }
 
 // Our public types must not depend on either plugin's declaration of
@@ -76,8 +77,12 @@ export async function rotateSession (request: FastifyRequest, session: SessionLi
     return session
   }
   const keep = Object.keys(session).filter((key) => key !== 'cookie' && !dropKeys.includes(key) && session.get(key) !== undefined)
+  const maxAge = persistentMaxAge(session)
   await session.regenerate(keep)
   const rotated = sessionOf(request) ?? session
+  // regenerate() starts from the plugin's cookie options: keep a lifetime the
+  // application gave this session (a persistent session stays persistent).
+  if (maxAge !== undefined && isStoredSession(rotated) && persistentMaxAge(rotated) !== maxAge) rotated.options?.({ maxAge })
   // regenerate() stores the new session at once; an empty one would only be
   // clutter in the store (it is saved again if anything is written to it).
   const store = (request as { sessionStore?: Partial<SessionStore> }).sessionStore
@@ -94,9 +99,14 @@ interface SessionStore {
   destroy (sessionId: string, callback: (error?: unknown) => void): void
 }
 
+/** The max age of a stored session's cookie, if it has one. */
+function persistentMaxAge (session: SessionLike): number | undefined {
+  if (!isStoredSession(session)) return undefined
+  const cookie = (session as { cookie?: { originalMaxAge?: unknown } }).cookie
+  return typeof cookie?.originalMaxAge === 'number' && cookie.originalMaxAge > 0 ? cookie.originalMaxAge : undefined
+}
+
 /** A session whose cookie outlives the browser (it has a max age): Flask's `session.permanent`. */
 export function isPersistent (session: SessionLike): boolean {
-  if (!isStoredSession(session)) return false
-  const cookie = (session as { cookie?: { originalMaxAge?: unknown } }).cookie
-  return typeof cookie?.originalMaxAge === 'number' && cookie.originalMaxAge > 0
+  return persistentMaxAge(session) !== undefined
 }

@@ -178,3 +178,68 @@ t.test('an anonymous browser on a fresh-only route goes to the login view, not t
   t.equal(response.statusCode, 302)
   t.equal(response.headers.location, '/login?next=%2Ffresh')
 })
+
+t.test('config.login works on routes added before the plugin has loaded', async (t) => {
+  const app = Fastify()
+  app.register(fastifyCookie)
+  app.register(fastifySession, { secret: SESSION_SECRET, cookie: { secure: false }, saveUninitialized: false })
+  app.register(fastifyLogin, { secret: LOGIN_SECRET, userLoader: () => ann as unknown as LoginUser, loginView: '/login' })
+  app.get('/required', { config: { login: 'required' } }, async () => 'required')
+  app.get('/fresh', { config: { login: 'fresh' } }, async () => 'fresh')
+  app.get('/open', async () => 'open')
+  app.get('/invalid', { config: { login: 'sometimes' as unknown as false } }, async () => 'invalid')
+  app.post('/login', async (request) => request.loginUser(ann as unknown as LoginUser, { fresh: false }))
+  const jar = new CookieJar(app)
+  t.equal((await jar.inject('/required')).statusCode, 302)
+  t.equal((await jar.inject('/open')).statusCode, 200)
+  t.equal((await jar.inject('/invalid')).json().code, 'FST_LOGIN_INVALID_OPTION')
+  t.equal((await jar.inject('/nowhere')).statusCode, 404)
+  await jar.inject({ method: 'POST', url: '/login' })
+  t.equal((await jar.inject('/required')).body, 'required')
+  t.equal((await jar.inject({ url: '/fresh', headers: { accept: 'application/json' } })).json().code, 'FST_LOGIN_NEEDS_REFRESH')
+})
+
+t.test('loginRequiredByDefault covers routes added before the plugin has loaded', async (t) => {
+  const app = Fastify()
+  app.register(fastifyCookie)
+  app.register(fastifySession, { secret: SESSION_SECRET, cookie: { secure: false }, saveUninitialized: false })
+  app.register(fastifyLogin, { secret: LOGIN_SECRET, userLoader: () => ann as unknown as LoginUser, loginRequiredByDefault: true })
+  app.get('/private', async () => 'private')
+  app.get('/public', { config: { login: 'optional' } }, async () => 'public')
+  t.equal((await app.inject('/private')).statusCode, 401)
+  t.equal((await app.inject('/public')).statusCode, 200)
+})
+
+t.test('a persistent session stays persistent through the id rotation at login', async (t) => {
+  const { app } = await buildApp({ routes: false, login: { sessionProtection: 'strong' } })
+  app.post('/login', async (request) => {
+    (request as unknown as { session: { cookie: { maxAge: number } } }).session.cookie.maxAge = 86_400_000
+    return request.loginUser(ann as unknown as LoginUser)
+  })
+  app.get('/who', async (request) => ({ authenticated: request.isAuthenticated(), fresh: request.loginFresh }))
+  const jar = new CookieJar(app)
+  const login = await jar.inject({ method: 'POST', url: '/login' })
+  t.match(String(login.headers['set-cookie']), /Expires=/)
+  // Strong protection treats a persistent session like basic: not fresh, still logged in.
+  t.same((await jar.inject({ url: '/who', headers: { 'user-agent': 'another browser' } })).json(), { authenticated: true, fresh: false })
+})
+
+t.test('remember cookie attributes that a Set-Cookie header cannot carry fail register', async (t) => {
+  for (const remember of [{ cookieName: 'bad name' }, { path: 'x;y' }, { path: 'relative' }, { domain: 'ex ample.com' }]) {
+    await t.rejects(buildApp({ login: { remember } }), { code: 'FST_LOGIN_INVALID_OPTION' }, JSON.stringify(remember))
+  }
+})
+
+t.test('an empty login message flashes nothing', async (t) => {
+  const { app } = await buildApp({ flash: true, login: { loginView: '/login', loginMessage: '' } })
+  app.get('/flashes', { config: { login: 'optional' } }, async (_request, reply) => reply.flash())
+  const jar = new CookieJar(app)
+  t.equal((await jar.inject('/protected')).statusCode, 302)
+  t.same((await jar.inject('/flashes')).json(), {})
+})
+
+t.test('an inactive user without an id is refused, not an error', async (t) => {
+  const { app } = await buildApp({ routes: false })
+  app.post('/inactive', async (request) => request.loginUser({ isActive: false } as unknown as LoginUser))
+  t.equal((await app.inject({ method: 'POST', url: '/inactive' })).body, 'false')
+})

@@ -535,5 +535,6 @@ t.test('loginManager.loginUrl', async (t) => {
 t.test('loginManager.loginUrl uses the configured nextField and forceHostForRedirects', async (t) => {
   const { app } = await buildApp({ routes: false, login: { nextField: 'goto', forceHostForRedirects: 'good.com' } })
   t.equal(app.loginManager.loginUrl('/login', 'http://localhost/protected'), '//good.com/login?goto=%2Fprotected')
-  t.equal(app.loginManager.loginUrl('/login'), '//good.com/login')
+  // As in Flask-Login's login_url, the host is forced only where there is a next.
+  t.equal(app.loginManager.loginUrl('/login'), '/login')
 })
