@@ -179,9 +179,11 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   })
 
   // Routes added before this plugin loaded (`app.register(...)` without
-  // `await`, then `app.get(...)`) never reach the onRoute hook: their
-  // `config.login` is applied here, per request. A fresh login passes every
-  // guard, so it is let through without looking at the route.
+  // `await`, then `app.get(...)`) never reach the onRoute hook: an explicit
+  // `config.login` of theirs is applied here, per request. (They are not
+  // covered by `loginRequiredByDefault`, which is for routes registered after
+  // the plugin.) A fresh login passes every guard, so it goes through without
+  // a look at the route.
   const guardEarlyRoutes: preHandlerHookHandler = function guardEarlyRoutes (request, reply, next) {
     const state = stateOf(request)
     if ((state?.authenticated === true && isFresh(config, request)) || request.is404) {
@@ -198,7 +200,7 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
       next(invalidMode(request.method, request.routeOptions.url))
       return
     }
-    const guard = guardFor(mode)
+    const guard = mode === undefined ? undefined : guardFor(mode)
     if (guard === undefined) {
       next()
       return

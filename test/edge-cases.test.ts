@@ -199,13 +199,17 @@ t.test('config.login works on routes added before the plugin has loaded', async 
   t.equal((await jar.inject({ url: '/fresh', headers: { accept: 'application/json' } })).json().code, 'FST_LOGIN_NEEDS_REFRESH')
 })
 
-t.test('loginRequiredByDefault covers routes added before the plugin has loaded', async (t) => {
+t.test('loginRequiredByDefault leaves routes registered before the plugin alone, but not their config.login', async (t) => {
   const app = Fastify()
-  app.register(fastifyCookie)
-  app.register(fastifySession, { secret: SESSION_SECRET, cookie: { secure: false }, saveUninitialized: false })
-  app.register(fastifyLogin, { secret: LOGIN_SECRET, userLoader: () => ann as unknown as LoginUser, loginRequiredByDefault: true })
+  await app.register(fastifyCookie)
+  await app.register(fastifySession, { secret: SESSION_SECRET, cookie: { secure: false }, saveUninitialized: false })
+  app.get('/health', async () => 'ok')
+  app.get('/early', { config: { login: 'required' } }, async () => 'early')
+  await app.register(fastifyLogin, { secret: LOGIN_SECRET, userLoader: () => ann as unknown as LoginUser, loginRequiredByDefault: true })
   app.get('/private', async () => 'private')
   app.get('/public', { config: { login: 'optional' } }, async () => 'public')
+  t.equal((await app.inject('/health')).statusCode, 200)
+  t.equal((await app.inject('/early')).statusCode, 401)
   t.equal((await app.inject('/private')).statusCode, 401)
   t.equal((await app.inject('/public')).statusCode, 200)
 })
