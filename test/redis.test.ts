@@ -413,20 +413,28 @@ if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) {
 
     // Guarded requests in flight while Redis stops: each one is the user, or
     // a 503 that says why (never the login page, a 401 or another user).
-    const inFlight = Array.from({ length: 300 }, async (_, i) => {
-      await sleep(i % 60)
-      const instance = i % 2 === 0 ? a : b
-      const html = i % 3 === 0
-      const response = await user.copy().request(instance.base, html ? '/profile' : '/api/me', { accept: html ? 'text/html' : 'application/json' })
-      const body = await response.text()
-      const right = response.status === 200
-        ? (html ? body.includes('<dt>Username</dt><dd>demo</dd>') : (JSON.parse(body) as { username: string }).username === 'demo')
-        : response.status === 503 && body.includes(UNAVAILABLE)
-      return { status: response.status, right }
-    })
+    // Ten clients keep requesting until Redis is stopped and the outage has
+    // been seen (at most 400 requests each), so the timing cannot miss it.
+    const results: Array<{ status: number, right: boolean }> = []
+    let stopped = false
+    const client = async (worker: number): Promise<void> => {
+      for (let i = 0; i < 400; i++) {
+        if (stopped && results.some((result) => result.status === 503)) return
+        const instance = (worker + i) % 2 === 0 ? a : b
+        const html = (worker + i) % 3 === 0
+        const response = await user.copy().request(instance.base, html ? '/profile' : '/api/me', { accept: html ? 'text/html' : 'application/json' })
+        const body = await response.text()
+        const right = response.status === 200
+          ? (html ? body.includes('<dt>Username</dt><dd>demo</dd>') : (JSON.parse(body) as { username: string }).username === 'demo')
+          : response.status === 503 && body.includes(UNAVAILABLE)
+        results.push({ status: response.status, right })
+      }
+    }
+    const traffic = Promise.all(Array.from({ length: 10 }, (_, worker) => client(worker)))
     await sleep(25)
     await redis.stop()
-    const results = await Promise.all(inFlight)
+    stopped = true
+    await traffic
     const statuses = [...new Set(results.map((result) => result.status))].sort()
     t.same(results.filter((result) => !result.right), [], `every answer is the user or a 503 (statuses seen: ${statuses.join(', ')})`)
     t.ok(results.some((result) => result.status === 503), 'some requests met the stopped Redis')
