@@ -3,13 +3,14 @@
 import type { FastifyRequest } from 'fastify'
 import type { LoginUser, LoginUserOptions } from '../types/index.js'
 import { FST_LOGIN_INVALID_DURATION, FST_LOGIN_NO_SESSION } from './errors.js'
-import { sessionIsFresh } from './freshness.js'
+import { isFresh } from './freshness.js'
 import { becomeAnonymous, currentUser, ensureState, tokenOf, writeLogin, type LoginContext } from './loading.js'
 import { safeRedirectTarget } from './redirects.js'
 import {
   KEY_FRESH, KEY_FRESH_AT, KEY_IDENTIFIER, KEY_REMEMBER_SECONDS, KEY_USER_ID, LOGIN_KEYS,
   removeKeys, rotateSession, sessionOf, type SessionLike
 } from './session.js'
+import { stateOf } from './state.js'
 import { countsAsAuthenticated, userIdOf, versionOf } from './users.js'
 
 function describeDuration (value: unknown): string {
@@ -92,13 +93,11 @@ export function createActions (context: LoginContext): Actions {
   }
 
   function isAuthenticated (this: FastifyRequest): boolean {
-    return ensureState(context, this).authenticated
+    return stateOf(this)?.authenticated === true
   }
 
   function loginFresh (this: FastifyRequest): boolean {
-    if (!ensureState(context, this).authenticated) return false
-    const session = sessionOf(this)
-    return session !== null && sessionIsFresh(config, session)
+    return isFresh(config, this)
   }
 
   function loginRemembered (this: FastifyRequest): boolean {

@@ -208,7 +208,8 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
     // The guard resolves to the reply when it has answered; only then is the chain stopped.
     guard.call(this, request, reply).then((result) => { if (result !== reply) next() }, next)
   }
-  fastify.addHook('preHandler', guardEarlyRoutes)
+  // Only routes already in the router now can have escaped the onRoute hook.
+  if (fastify.printRoutes() !== '(empty tree)') fastify.addHook('preHandler', guardEarlyRoutes)
 
   // A later onRoute hook (an encapsulated plugin's) may still opt the route out.
   const requireLoginByDefault: preHandlerAsyncHookHandler = async function requireLoginByDefault (request, reply) {

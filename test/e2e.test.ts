@@ -6,28 +6,17 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
+import { freePort } from './free-port.js'
 import { chromium, request as apiRequest, type Browser, type BrowserContext, type Page } from 'playwright-core'
 
 const CHROMIUM = '/usr/bin/chromium'
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SCREENSHOTS = join(ROOT, 'test', 'screenshots')
 const PASSWORD = 'demo-password'
-
-function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 /** Starts the example as its own process; resolves with its base URL once it listens. */
 async function startExample (t: Test): Promise<string> {

@@ -6,13 +6,14 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
-import { connect, createServer, type AddressInfo } from 'node:net'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import t, { type Test } from 'tap'
+import { freePort } from './free-port.js'
 import { buildApp } from '../example/app.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -24,17 +25,6 @@ const OTHER_BROWSER = 'Mozilla/5.0 (redis.test) Another/2'
 const UNAVAILABLE = 'Logins are unavailable for a moment'
 /** Users added next to the seeded `demo`, all with its password. */
 const EXTRA_USERS = 40
-
-function freePort (): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 function tempDir (t: Test, name: string): string {
   const dir = mkdtempSync(join(tmpdir(), `fastify-login-redis-${name}-`))
