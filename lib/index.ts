@@ -1,7 +1,7 @@
 // fastify-login: user session management for Fastify (Flask-Login's feature
 // set). This file only wires the modules into Fastify.
 import type {
-  FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, onRequestHookHandler, onSendHookHandler,
+  FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onSendHookHandler,
   preHandlerAsyncHookHandler, preHandlerHookHandler
 } from 'fastify'
 import fp from 'fastify-plugin'
@@ -14,7 +14,7 @@ import { publicOptions, resolveOptions } from './options.js'
 import { normaliseHost } from './redirects.js'
 import { clearRememberCookie, RememberCodec, setRememberCookie } from './remember.js'
 import { isFresh } from './freshness.js'
-import { createResponses } from './responses.js'
+import { createResponses, pass, type Guard } from './responses.js'
 import { KEY_USER_ID, sessionOf } from './session.js'
 import { kLoginState, stateOf } from './state.js'
 import { kTestLogins, TICKET_HEADER, type PendingTestLogin } from './test-tickets.js'
@@ -38,7 +38,11 @@ function asArray<T> (value: T | T[] | undefined): T[] {
 // A response for a user from a cookie must not be served to anybody else by a shared cache.
 function varyByCookie (reply: FastifyReply): void {
   const vary = reply.getHeader('vary')
-  const current = Array.isArray(vary) ? vary.join(', ') : vary === undefined ? '' : String(vary)
+  if (vary === undefined) {
+    reply.header('vary', 'Cookie')
+    return
+  }
+  const current = Array.isArray(vary) ? vary.join(', ') : String(vary)
   if (/(?:^|,)\s*(?:cookie|\*)\s*(?:,|$)/i.test(current)) return
   reply.header('vary', current === '' ? 'Cookie' : `${current}, Cookie`)
 }
@@ -114,7 +118,8 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
       return
     }
     if (pending === undefined) next()
-    else pending.then(() => { next() }, next)
+    // The promise resolves to nothing, so `next` is called without an error.
+    else pending.then(next as () => void, next)
   }
 
   async function testLogin (request: FastifyRequest, reply: FastifyReply, pending: PendingTestLogin): Promise<void> {
@@ -164,7 +169,7 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   function guardFor (mode: unknown): preHandlerAsyncHookHandler | undefined {
     if (mode === 'fresh') return responses.requireFreshLogin
     if (mode === 'required') return responses.requireLogin
-    return mode === undefined && config.loginRequiredByDefault ? requireLoginByDefault : undefined
+    return mode === undefined && config.loginRequiredByDefault ? requireLoginByDefault as Guard as preHandlerAsyncHookHandler : undefined
   }
 
   fastify.addHook('onRoute', (route) => {
@@ -184,38 +189,26 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   // covered by `loginRequiredByDefault`, which is for routes registered after
   // the plugin.) A fresh login passes every guard, so it goes through without
   // a look at the route.
-  const guardEarlyRoutes: preHandlerHookHandler = function guardEarlyRoutes (request, reply, next) {
+  const guardEarlyRoutes: Guard = function guardEarlyRoutes (request, reply, next) {
     const state = stateOf(request)
-    if ((state?.authenticated === true && isFresh(config, request)) || request.is404) {
-      next()
-      return
-    }
+    if ((state?.authenticated === true && isFresh(config, request)) || request.is404) return pass(next)
     const routeConfig = request.routeOptions.config as unknown as Record<PropertyKey, unknown> | undefined
-    if (routeConfig === undefined || routeConfig[kGuardedAtRegistration] === true) {
-      next()
-      return
-    }
+    if (routeConfig === undefined || routeConfig[kGuardedAtRegistration] === true) return pass(next)
     const mode = routeConfig.login
-    if (!ROUTE_MODES.has(mode)) {
-      next(invalidMode(request.method, request.routeOptions.url))
-      return
-    }
+    if (!ROUTE_MODES.has(mode)) throw invalidMode(request.method, request.routeOptions.url)
     const guard = mode === undefined ? undefined : guardFor(mode)
-    if (guard === undefined) {
-      next()
-      return
-    }
-    // The guard resolves to the reply when it has answered; only then is the chain stopped.
-    guard.call(this, request, reply).then((result) => { if (result !== reply) next() }, next)
+    if (guard === undefined) return pass(next)
+    // As on a route: Fastify goes on when the promise settles, unless the reply was sent.
+    return (guard as Guard).call(this, request, reply, next)
   }
   // Only routes already in the router now can have escaped the onRoute hook.
-  if (fastify.printRoutes() !== '(empty tree)') fastify.addHook('preHandler', guardEarlyRoutes)
+  if (fastify.printRoutes() !== '(empty tree)') fastify.addHook('preHandler', guardEarlyRoutes as preHandlerHookHandler)
 
   // A later onRoute hook (an encapsulated plugin's) may still opt the route out.
-  const requireLoginByDefault: preHandlerAsyncHookHandler = async function requireLoginByDefault (request, reply) {
+  function requireLoginByDefault (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply, next?: HookHandlerDoneFunction): Promise<unknown> | undefined {
     const mode: unknown = request.routeOptions.config?.login
-    if (mode === 'optional' || mode === false) return
-    return responses.requireLogin.call(this, request, reply)
+    if (mode === 'optional' || mode === false) return pass(next)
+    return (responses.requireLogin as Guard).call(this, request, reply, next)
   }
 
   done()

@@ -99,17 +99,31 @@ function protectionRemovedLogin (context: LoginContext, request: FastifyRequest,
   return true
 }
 
-async function callUserLoader (context: LoginContext, request: FastifyRequest, userId: string): Promise<LoginUser | null> {
-  const { config, events } = context
-  if (events.wanted('userAccessed')) events.emit('userAccessed', { request })
-  const user = await config.userLoader!(userId, request)
-  return user ?? null
+function isThenable<T> (value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
 }
 
-async function fromSession (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike, userId: string): Promise<void> {
+/** Consults the userLoader: its answer, or a promise of it when the loader is asynchronous. */
+function callUserLoader (context: LoginContext, request: FastifyRequest, userId: string): LoginUser | null | undefined | PromiseLike<LoginUser | null | undefined> {
+  const { config, events } = context
+  if (events.wanted('userAccessed')) events.emit('userAccessed', { request })
+  return config.userLoader!(userId, request)
+}
+
+// The hot path of every logged-in request: a synchronous loader finishes
+// here without a promise, an asynchronous one costs a single `then`.
+function fromSession (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike, userId: string): Promise<void> | undefined {
+  const loaded = callUserLoader(context, request, userId)
+  if (!isThenable(loaded)) {
+    acceptSessionUser(context, request, state, session, loaded)
+    return undefined
+  }
+  return Promise.resolve(loaded).then((user) => { acceptSessionUser(context, request, state, session, user) })
+}
+
+function acceptSessionUser (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike, user: LoginUser | null | undefined): void {
   const { config } = context
-  const user = await callUserLoader(context, request, userId)
-  if (user === null) return dropLogin(context, request, state, session)
+  if (user === null || user === undefined) return dropLogin(context, request, state, session)
   if (config.sessionVersion !== undefined && versionOf(config, user) !== session.get(KEY_VERSION)) {
     return dropLogin(context, request, state, session)
   }
@@ -120,7 +134,7 @@ async function fromSession (context: LoginContext, request: FastifyRequest, stat
 async function fromCookie (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike | null, token: RememberToken): Promise<void> {
   const { config, codec, events } = context
   const user = await callUserLoader(context, request, token.userId)
-  if (user === null) return dropLogin(context, request, state, null)
+  if (user === null || user === undefined) return dropLogin(context, request, state, null)
   const version = versionOf(config, user)
   if (!codec.versionMatches(token, version)) return dropLogin(context, request, state, null)
   if (session !== null) {
@@ -138,14 +152,22 @@ async function fromCookie (context: LoginContext, request: FastifyRequest, state
   if (events.wanted('userLoadedFromCookie')) events.emit('userLoadedFromCookie', { request, user })
 }
 
-async function fromRequest (context: LoginContext, request: FastifyRequest, state: LoginState): Promise<void> {
+function fromRequest (context: LoginContext, request: FastifyRequest, state: LoginState): Promise<void> | undefined {
   const { config, events } = context
   if (events.wanted('userAccessed')) events.emit('userAccessed', { request })
-  const user = await config.requestLoader!(request)
+  const loaded = config.requestLoader!(request)
+  if (!isThenable(loaded)) {
+    acceptRequestUser(context, request, state, loaded)
+    return undefined
+  }
+  return Promise.resolve(loaded).then((user) => { acceptRequestUser(context, request, state, user) })
+}
+
+function acceptRequestUser (context: LoginContext, request: FastifyRequest, state: LoginState, user: LoginUser | null | undefined): void {
   if (user === null || user === undefined) return
   becomeUser(state, user)
   state.source = 'request'
-  if (events.wanted('userLoadedFromRequest')) events.emit('userLoadedFromRequest', { request, user })
+  if (context.events.wanted('userLoadedFromRequest')) context.events.emit('userLoadedFromRequest', { request, user })
 }
 
 /**

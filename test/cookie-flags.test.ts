@@ -179,6 +179,26 @@ t.test('Vary: Cookie', async (t) => {
     t.ok(vary.includes('cookie'), 'Cookie added')
   })
 
+  t.test('is merged with every shape of Vary a route may set', async (t) => {
+    const cases: Array<[string | string[], string]> = [
+      ['Accept-Encoding, cookie', 'Accept-Encoding, cookie'],
+      ['*', '*'],
+      [['Origin', 'Accept'], 'Origin, Accept, Cookie'],
+      ['', 'Cookie']
+    ]
+    const { jar } = await restoring({}, (app) => {
+      app.get<{ Querystring: { case: string } }>('/vary', { config: { login: 'optional' } }, async (request, reply) => {
+        reply.header('vary', cases[Number(request.query.case)]![0])
+        return { authenticated: request.isAuthenticated() }
+      })
+    })
+    for (const [index, [, expected]] of cases.entries()) {
+      const response = await jar.inject(`/vary?case=${index}`)
+      t.equal(response.json().authenticated, true)
+      t.equal(response.headers.vary, expected, `route Vary ${JSON.stringify(cases[index]![0])}`)
+    }
+  })
+
   t.test('is sent on a guarded route reached through the remember cookie', async (t) => {
     const { jar } = await restoring()
     const response = await jar.inject('/protected')

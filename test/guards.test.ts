@@ -1,12 +1,13 @@
 // The guards: app.requireLogin, app.requireFreshLogin, route `config.login`
 // and `loginRequiredByDefault` (SPEC sections 3 and 5).
 import t from 'tap'
-import type { FastifyInstance } from 'fastify'
+import fastifyAuth from '@fastify/auth'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { buildApp, CookieJar, type User } from './helpers.js'
 
-async function loggedIn (app: FastifyInstance, query = ''): Promise<CookieJar> {
+async function loggedIn (app: FastifyInstance, query = '', id = '1'): Promise<CookieJar> {
   const jar = new CookieJar(app)
-  const response = await jar.inject({ method: 'POST', url: `/login/1${query}` })
+  const response = await jar.inject({ method: 'POST', url: `/login/${id}${query}` })
   if (response.json().ok !== true) throw new Error('login failed')
   return jar
 }
@@ -124,6 +125,109 @@ t.test('requireFreshLogin', async (t) => {
     Date.now = () => realNow() + 61_000
     t.teardown(() => { Date.now = realNow })
     t.equal((await jar.inject('/fresh')).json().code, 'FST_LOGIN_NEEDS_REFRESH')
+  })
+})
+
+t.test('guards outside a route\'s preHandler', async (t) => {
+  // Fastify gives a route hook a `done` callback; a guard called by hand gets
+  // none and must still return a promise.
+  t.test('awaited by hand in an async hook: resolves to nothing when the login does', async (t) => {
+    const { app } = await buildApp()
+    const results: unknown[] = []
+    app.get('/manual', {
+      preHandler: async function (request, reply) {
+        const result = await app.requireFreshLogin.call(this, request, reply)
+        results.push(result)
+        if (result === reply) return reply
+      }
+    }, async () => 'secret')
+    const jar = await loggedIn(app)
+    const passed = await jar.inject('/manual')
+    t.equal(passed.statusCode, 200)
+    t.equal(passed.body, 'secret')
+    t.same(results, [undefined])
+    t.equal(passed.headers['cache-control'], 'private, no-store')
+    const denied = await app.inject('/manual')
+    t.equal(denied.statusCode, 401, 'the JSON failure propagates as the hook\'s error')
+    t.equal(denied.json().code, 'FST_LOGIN_UNAUTHORIZED')
+    t.same(results, [undefined], 'the handler did not run')
+  })
+
+  t.test('awaited by hand with a login view: the reply has been sent when it settles', async (t) => {
+    const { app } = await buildApp({ login: { loginView: '/login' } })
+    let sentWhenSettled = false
+    let handled = false
+    app.get('/manual', {
+      preHandler: async function (request, reply) {
+        await app.requireLogin.call(this, request, reply)
+        sentWhenSettled = reply.sent
+        if (reply.sent) return reply
+      }
+    }, async () => {
+      handled = true
+      return 'secret'
+    })
+    const response = await app.inject({ url: '/manual', headers: { accept: 'text/html' } })
+    t.equal(response.statusCode, 302)
+    t.match(response.headers.location, /^\/login\?next=/)
+    t.equal(sentWhenSettled, true)
+    t.equal(handled, false)
+  })
+
+  t.test('as an instance-wide preHandler hook of an encapsulated plugin', async (t) => {
+    const { app } = await buildApp()
+    await app.register(async (scope) => {
+      scope.addHook('preHandler', app.requireLogin)
+      scope.get('/area', async () => 'members')
+    })
+    app.get('/open', async () => 'everyone')
+    t.equal((await app.inject('/area')).statusCode, 401)
+    t.equal((await app.inject('/open')).statusCode, 200)
+    const jar = await loggedIn(app)
+    const member = await jar.inject('/area')
+    t.equal(member.statusCode, 200)
+    t.equal(member.body, 'members')
+  })
+})
+
+t.test('guards composed with @fastify/auth', async (t) => {
+  // @fastify/auth calls each function with a callback, like a route hook.
+  async function setup () {
+    const built = await buildApp()
+    await built.app.register(fastifyAuth)
+    const { app } = built
+    const onlyAnn = async (request: FastifyRequest): Promise<void> => {
+      if ((request.user as User).name !== 'Ann') throw Object.assign(new Error('Ann only'), { statusCode: 403 })
+    }
+    const apiKey = async (request: FastifyRequest): Promise<void> => {
+      if (request.headers['x-api-key'] !== 'k') throw new Error('no key')
+    }
+    app.get('/ann', { preHandler: app.auth([app.requireLogin, onlyAnn], { relation: 'and' }) }, async () => 'for Ann')
+    app.get('/either', { preHandler: app.auth([apiKey, app.requireFreshLogin]) }, async () => 'either')
+    return built
+  }
+
+  t.test("relation 'and'", async (t) => {
+    const { app } = await setup()
+    const anonymous = await app.inject('/ann')
+    t.equal(anonymous.statusCode, 401)
+    t.equal(anonymous.json().code, 'FST_LOGIN_UNAUTHORIZED')
+    const ann = await loggedIn(app)
+    const allowed = await ann.inject('/ann')
+    t.equal(allowed.statusCode, 200)
+    t.equal(allowed.body, 'for Ann')
+    const bob = await loggedIn(app, '', '2')
+    t.equal((await bob.inject('/ann')).statusCode, 403)
+  })
+
+  t.test("relation 'or'", async (t) => {
+    const { app } = await setup()
+    t.equal((await app.inject('/either')).statusCode, 401)
+    t.equal((await app.inject({ url: '/either', headers: { 'x-api-key': 'k' } })).body, 'either')
+    const fresh = await loggedIn(app)
+    t.equal((await fresh.inject('/either')).body, 'either')
+    const stale = await loggedIn(app, '?fresh=0')
+    t.equal((await stale.inject('/either')).statusCode, 401)
   })
 })
 

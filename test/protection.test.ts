@@ -1,5 +1,7 @@
 import t from 'tap'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { createHash } from 'node:crypto'
+import { defaultSessionIdentifier } from '../lib/options.js'
 import { buildApp, CookieJar, type BuildOptions } from './helpers.js'
 
 const OTHER_AGENT = { 'user-agent': 'a different browser' }
@@ -189,6 +191,22 @@ t.test('the client address is part of the default identifier', async (t) => {
   t.equal((await jar.inject({ url: '/', remoteAddress: '10.0.0.1' })).json().user, 'Ann')
   t.equal((await jar.inject({ url: '/', remoteAddress: '10.0.0.2' })).json().authenticated, false)
   t.same(protectedEvents, ['/'])
+})
+
+t.test('the default identifier is the SHA-512 hex of address|User-Agent, for every client', async (t) => {
+  // Flask-Login's _create_identifier; checked past the size of the identifier cache.
+  const expected = (address: string, agent: string): string => createHash('sha512').update(`${address}|${agent}`, 'utf8').digest('hex')
+  const client = (address: string, agent?: string) => ({ ip: address, headers: agent === undefined ? {} : { 'user-agent': agent } }) as unknown as FastifyRequest
+  const wrong: string[] = []
+  for (let round = 0; round < 2; round++) {
+    for (let index = 0; index < 1500; index++) {
+      const agent = `agent ${index % 700}`
+      const address = `10.0.${index % 3}.1`
+      if (defaultSessionIdentifier(client(address, agent)) !== expected(address, agent)) wrong.push(`${address}|${agent}`)
+    }
+  }
+  t.same(wrong, [], 'every client gets its own hash, cached or not')
+  t.equal(defaultSessionIdentifier(client('10.0.0.1')), expected('10.0.0.1', ''), 'no User-Agent counts as an empty one')
 })
 
 t.test('with trustProxy a login persists behind one X-Forwarded-For address', async (t) => {
