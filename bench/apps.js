@@ -1,6 +1,7 @@
 // The app of every benchmark scenario, shared by bench/server.js (over HTTP)
 // and bench/inject.js (in-process). Each loads only the plugins it measures,
 // with the same users, secrets and session options.
+import { createHash } from 'node:crypto'
 import Fastify from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import {
@@ -55,6 +56,54 @@ async function buildHand () {
     const id = request.session.get('userId')
     const user = typeof id === 'string' ? await findUser(id) : null
     if (user === null) return reply.code(401).send(unauthorized)
+    completed++
+    return publicUser(user)
+  })
+  return app
+}
+
+/**
+ * A diagnostic, not a target's baseline: the `hand` app doing by hand the
+ * per-request work the SPEC gives fastify-login on the same data. It keeps
+ * Flask-Login's keys in the session (`_user_id`, `_fresh` and the 128-hex
+ * `_id`), compares the client identifier (memoised SHA-512, as fastify-login
+ * does), and sends the two cache headers. `login` / `hand-flask` is what the
+ * plugin itself costs; `hand-flask` / `hand` is what that session content and
+ * those headers cost the session layer, whoever writes the code.
+ */
+async function buildHandFlask (kind) {
+  const app = Fastify()
+  await app.register(fastifyCookie)
+  await registerSession(app, kind)
+  const identifiers = new Map()
+  const identifierOf = (request) => {
+    const source = `${request.ip}|${request.headers['user-agent'] ?? ''}`
+    let identifier = identifiers.get(source)
+    if (identifier === undefined) {
+      identifier = createHash('sha512').update(source, 'utf8').digest('hex')
+      identifiers.set(source, identifier)
+    }
+    return identifier
+  }
+  app.post('/login', async (request, reply) => {
+    const user = checkCredentials(request.body)
+    if (user === null) return reply.code(401).send(unauthorized)
+    // @fastify/secure-session has no id to rotate.
+    if (kind === 'session') await request.session.regenerate()
+    request.session.set('_user_id', user.id)
+    request.session.set('_fresh', true)
+    request.session.set('_id', identifierOf(request))
+    completed++
+    return { ok: true }
+  })
+  app.get('/me', async (request, reply) => {
+    reply.header('cache-control', 'private, no-store')
+    const id = request.session.get('_user_id')
+    if (typeof id !== 'string') return reply.code(401).send(unauthorized)
+    if (request.session.get('_id') !== identifierOf(request) && request.session.get('_fresh') !== false) request.session.set('_fresh', false)
+    const user = await findUser(id)
+    if (user === null) return reply.code(401).send(unauthorized)
+    reply.header('vary', 'Cookie')
     completed++
     return publicUser(user)
   })
@@ -134,8 +183,10 @@ export const BUILDERS = Object.freeze({
   hand: buildHand,
   passport: () => buildPassport('session'),
   login: () => buildLogin('session'),
+  'hand-flask': () => buildHandFlask('session'),
   'passport-secure': () => buildPassport('secure-session'),
   'login-secure': () => buildLogin('secure-session'),
+  'hand-flask-secure': () => buildHandFlask('secure-session'),
   'anon-with': () => buildAnon(true),
   'anon-without': () => buildAnon(false),
   'signin-login': () => buildLogin('session'),

@@ -13,7 +13,8 @@ const SECURE_SESSION_COOKIE = 'session'
 const REMEMBER_COOKIE = 'remember_token'
 
 /**
- * The scenarios of issue 6, in the order each round runs them. `expect` says
+ * The scenarios of issue 6 (and two diagnostics, `hand-flask` and
+ * `hand-flask-secure`), in the order each round runs them. `expect` says
  * what the measured request must answer: `hello` ({ hello: 'world' }), `user`
  * (Ann), `signin` ({ ok: true } and a new session cookie) or `restore` (Ann and
  * a new session cookie). Guarded scenarios also check that the same request
@@ -24,8 +25,10 @@ export const SCENARIOS = Object.freeze([
   { id: 'hand', what: '@fastify/session, `GET /me` written by hand', expect: 'user', prepare: (url) => me(url, SESSION_COOKIE) },
   { id: 'passport', what: '@fastify/passport + @fastify/session, `GET /me` guarded by `isAuthenticated()`', expect: 'user', prepare: (url) => me(url, SESSION_COOKIE) },
   { id: 'login', what: 'fastify-login + @fastify/session, `GET /me` with `app.requireLogin`', expect: 'user', prepare: (url) => me(url, SESSION_COOKIE) },
+  { id: 'hand-flask', what: 'diagnostic: `hand` keeping Flask-Login\'s session keys and sending the same cache headers as `login`', expect: 'user', prepare: (url) => me(url, SESSION_COOKIE) },
   { id: 'passport-secure', what: '@fastify/passport + @fastify/secure-session, `GET /me`', expect: 'user', prepare: (url) => me(url, SECURE_SESSION_COOKIE) },
   { id: 'login-secure', what: 'fastify-login + @fastify/secure-session, `GET /me`', expect: 'user', prepare: (url) => me(url, SECURE_SESSION_COOKIE) },
+  { id: 'hand-flask-secure', what: 'diagnostic: `hand-flask` over @fastify/secure-session', expect: 'user', prepare: (url) => me(url, SECURE_SESSION_COOKIE) },
   { id: 'anon-with', what: 'anonymous `GET /public`, no cookie, session + fastify-login', expect: 'hello', prepare: () => get('/public') },
   { id: 'anon-without', what: 'anonymous `GET /public`, no cookie, session without fastify-login', expect: 'hello', prepare: () => get('/public') },
   { id: 'signin-login', what: '`POST /login` creating a session: fastify-login `loginUser`', expect: 'signin', prepare: () => signInRequest() },

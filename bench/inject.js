@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url'
 import { buildApp, completedRequests } from './apps.js'
 import { CLIENT_HEADERS, CREDENTIALS, EXPECTED_USER } from './common.js'
 import { EXTRA_SCENARIOS, SCENARIOS, scenarioById } from './harness.js'
-import { TARGETS, median } from './run.js'
+import { DIAGNOSTICS, TARGETS, median } from './run.js'
 
 const SELF = fileURLToPath(import.meta.url)
 
@@ -121,9 +121,10 @@ async function main () {
       console.log(`| ${id} | ${median(values).toFixed(1)} | ${Math.min(...values).toFixed(1)}–${Math.max(...values).toFixed(1)} |`)
     }
     console.log('\n| ratio | inject | limit |\n|---|--:|--:|')
-    for (const target of TARGETS) {
-      if (!medians.has(target.subject) || !medians.has(target.baseline)) continue
-      console.log(`| ${target.subject} / ${target.baseline} | ${(medians.get(target.subject) / medians.get(target.baseline)).toFixed(3)} | ≤ ${target.limit.toFixed(2)} |`)
+    for (const pair of [...TARGETS, ...DIAGNOSTICS]) {
+      if (!medians.has(pair.subject) || !medians.has(pair.baseline)) continue
+      const limit = pair.limit === undefined ? '(diagnostic)' : `≤ ${pair.limit.toFixed(2)}`
+      console.log(`| ${pair.subject} / ${pair.baseline} | ${(medians.get(pair.subject) / medians.get(pair.baseline)).toFixed(3)} | ${limit} |`)
     }
   } finally {
     for (const worker of workers) worker.close()
