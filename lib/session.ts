@@ -41,13 +41,22 @@ interface WithSession {
   session?: unknown
 }
 
+// Prototypes whose objects are known to have `get` and `set`: the session
+// classes of both plugins. @fastify/secure-session hands out a Proxy whose
+// every method read allocates a wrapper, so checking the methods on each
+// request is not free; reading the prototype goes through no trap.
+const sessionPrototypes = new WeakSet<object>()
+
 /** The request's session, or `null` when none is usable on this request. */
 export function sessionOf (request: FastifyRequest): SessionLike | null {
   const session = (request as WithSession).session
   if (session === null || typeof session !== 'object') return null
+  const prototype = Object.getPrototypeOf(session) as Partial<SessionLike> | null
+  if (prototype !== null && sessionPrototypes.has(prototype)) return session as SessionLike
   const candidate = session as Partial<SessionLike>
   // @fastify/session leaves a plain `{}` on routes outside its cookie path.
   if (typeof candidate.get !== 'function' || typeof candidate.set !== 'function') return null
+  if (prototype !== null && typeof prototype.get === 'function' && typeof prototype.set === 'function') sessionPrototypes.add(prototype)
   return session as SessionLike
 }
 

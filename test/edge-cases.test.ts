@@ -1,12 +1,13 @@
 // Corners the feature files do not reach: sessions that are missing or odd,
 // callbacks that misbehave, and the less common URL forms.
 import t from 'tap'
-import Fastify from 'fastify'
+import Fastify, { type FastifyRequest } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import fastifyLogin, { type FastifyLoginOptions, type LoginUser } from '../lib/index.js'
 import { loginAs } from '../lib/testing.js'
 import { resolveOptions } from '../lib/options.js'
+import { sessionOf } from '../lib/session.js'
 import { buildApp, CookieJar, LOGIN_SECRET, SESSION_SECRET, User } from './helpers.js'
 
 const ann = new User('1', 'Ann')
@@ -246,4 +247,26 @@ t.test('an inactive user without an id is refused, not an error', async (t) => {
   const { app } = await buildApp({ routes: false })
   app.post('/inactive', async (request) => request.loginUser({ isActive: false } as unknown as LoginUser))
   t.equal((await app.inject({ method: 'POST', url: '/inactive' })).body, 'false')
+})
+
+t.test('a session is used only when it has get and set, whatever was seen before', async (t) => {
+  // sessionOf remembers the prototypes of session classes; plain objects must never pass on that account.
+  const requestWith = (session: unknown) => ({ session }) as unknown as FastifyRequest
+  class FakeSession {
+    get (): unknown { return undefined }
+    set (): void {}
+  }
+  const real = new FakeSession()
+  t.equal(sessionOf(requestWith(real)), real)
+  const second = new FakeSession()
+  t.equal(sessionOf(requestWith(second)), second, 'a second one of the class')
+  const proxied = new Proxy(new FakeSession(), {})
+  t.equal(sessionOf(requestWith(proxied)), proxied, 'a Proxy over a session, as @fastify/secure-session hands out')
+  const own = { get () { return undefined }, set () {} }
+  t.equal(sessionOf(requestWith(own)), own, 'an object with its own methods')
+  t.equal(sessionOf(requestWith({})), null, 'a plain object afterwards is still refused')
+  t.equal(sessionOf(requestWith({ get () { return undefined } })), null, 'get without set')
+  t.equal(sessionOf(requestWith(Object.create(null))), null, 'no prototype')
+  t.equal(sessionOf(requestWith(null)), null)
+  t.equal(sessionOf(requestWith('session')), null)
 })
