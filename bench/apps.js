@@ -93,6 +93,7 @@ async function buildHandFlask (kind) {
     request.session.set('_user_id', user.id)
     request.session.set('_fresh', true)
     request.session.set('_id', identifierOf(request))
+    reply.header('vary', 'Cookie')
     completed++
     return { ok: true }
   })
@@ -192,6 +193,7 @@ export const BUILDERS = Object.freeze({
   'signin-login': () => buildLogin('session'),
   'signin-passport': () => buildPassport('session'),
   'signin-hand': buildHand,
+  'signin-hand-flask': () => buildHandFlask('session'),
   restore: () => buildLogin('session'),
   // Diagnostics, not in the default run: what session protection's hash costs.
   'login-noprotect': () => buildLogin('session', { sessionProtection: false }),

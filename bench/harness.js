@@ -13,8 +13,8 @@ const SECURE_SESSION_COOKIE = 'session'
 const REMEMBER_COOKIE = 'remember_token'
 
 /**
- * The scenarios of issue 6 (and two diagnostics, `hand-flask` and
- * `hand-flask-secure`), in the order each round runs them. `expect` says
+ * The scenarios of issue 6 (and three diagnostics: `hand-flask`,
+ * `hand-flask-secure`, `signin-hand-flask`), in the order each round runs them. `expect` says
  * what the measured request must answer: `hello` ({ hello: 'world' }), `user`
  * (Ann), `signin` ({ ok: true } and a new session cookie) or `restore` (Ann and
  * a new session cookie). Guarded scenarios also check that the same request
@@ -34,6 +34,7 @@ export const SCENARIOS = Object.freeze([
   { id: 'signin-login', what: '`POST /login` creating a session: fastify-login `loginUser`', expect: 'signin', prepare: () => signInRequest() },
   { id: 'signin-passport', what: '`POST /login` creating a session: passport `request.logIn`', expect: 'signin', prepare: () => signInRequest() },
   { id: 'signin-hand', what: '`POST /login` creating a session: `regenerate()` + `set` by hand', expect: 'signin', prepare: () => signInRequest() },
+  { id: 'signin-hand-flask', what: 'diagnostic: `POST /login` of `hand-flask`: `regenerate()` + Flask-Login\'s keys by hand', expect: 'signin', prepare: () => signInRequest() },
   { id: 'restore', what: 'fastify-login `GET /me` with only a remember cookie (session restored each time)', expect: 'restore', prepare: (url) => rememberOnly(url) }
 ])
 

@@ -41,7 +41,9 @@ export const DIAGNOSTICS = Object.freeze([
   { subject: 'login', baseline: 'hand-flask', what: 'fastify-login\'s own code, on @fastify/session' },
   { subject: 'hand-flask', baseline: 'hand', what: 'Flask-Login\'s session keys and the cache headers, written by hand' },
   { subject: 'login-secure', baseline: 'hand-flask-secure', what: 'fastify-login\'s own code, on @fastify/secure-session' },
-  { subject: 'hand-flask-secure', baseline: 'passport-secure', what: 'the same session content in the encrypted cookie, against passport\'s' }
+  { subject: 'hand-flask-secure', baseline: 'passport-secure', what: 'the same session content in the encrypted cookie, against passport\'s' },
+  { subject: 'signin-login', baseline: 'signin-hand-flask', what: 'fastify-login\'s own code in a sign-in' },
+  { subject: 'signin-hand-flask', baseline: 'signin-passport', what: 'writing Flask-Login\'s keys by hand, against passport\'s one key' }
 ])
 
 function envNumber (name, fallback) {
@@ -266,9 +268,10 @@ ${renderTargets(report)}
 \`hand-flask\` is \`hand\` doing by hand what the SPEC makes fastify-login do
 on every request with the same data: Flask-Login's session keys, including
 the 128-character \`_id\`, the client identifier compared, and the
-\`Cache-Control\` and \`Vary\` headers. It separates what fastify-login's
-code costs from what that session content and those headers cost the
-session layer.
+\`Cache-Control\` and \`Vary\` headers; \`signin-hand-flask\` is its
+sign-in (\`regenerate()\`, then the same keys). They separate what
+fastify-login's code costs from what that session content and those headers
+cost the session layer.
 
 ${renderDiagnostics(report)}
 `

@@ -52,7 +52,7 @@ const EXPECTED: Record<Expectation, unknown> = {
 }
 
 t.test('every scenario answers its measured request', async (t) => {
-  t.equal(harness.SCENARIOS.length, 14, 'the twelve scenarios of issue 6 and two diagnostics')
+  t.equal(harness.SCENARIOS.length, 15, 'the twelve scenarios of issue 6 and three diagnostics')
   const servers = await Promise.all(harness.SCENARIOS.map((scenario) => harness.startServer(scenario.id)))
   t.teardown(() => Promise.all(servers.map((server) => server.close())))
   for (const [index, scenario] of harness.SCENARIOS.entries()) {
