@@ -12,6 +12,7 @@
 //   BENCH_ROUNDS=5        measured rounds (at least 5 for a real run)
 //   BENCH_SECONDS=3       seconds per scenario and round
 //   BENCH_WARMUP=2        warm-up seconds per scenario
+//   BENCH_PREROUND=1      unmeasured seconds of load right before each measured round
 //   BENCH_CONNECTIONS=10  autocannon connections
 //   BENCH_AMOUNT=300      requests per round in quick mode
 //   BENCH_SCENARIOS=a,b   only these scenarios (targets with a missing side are skipped)
@@ -63,6 +64,7 @@ function settings () {
     rounds: envNumber('BENCH_ROUNDS', quick ? 1 : 5),
     seconds: envNumber('BENCH_SECONDS', 3),
     warmup: envNumber('BENCH_WARMUP', 2),
+    preRound: envNumber('BENCH_PREROUND', 1),
     connections: envNumber('BENCH_CONNECTIONS', 10),
     amount: envNumber('BENCH_AMOUNT', 300),
     out: process.env.BENCH_OUT ?? (quick ? undefined : fileURLToPath(new URL('./RESULTS.md', import.meta.url))),
@@ -91,6 +93,7 @@ async function main () {
   const warmupLoad = config.quick
     ? { connections: config.connections, amount: Math.ceil(config.amount / 3) }
     : { connections: config.connections, duration: config.warmup }
+  const preRoundLoad = config.quick ? undefined : { connections: config.connections, duration: config.preRound }
   const loadBefore = loadavg()
   const execArgv = config.profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-interval=100', `--cpu-prof-dir=${config.profileDir}`]
 
@@ -115,6 +118,9 @@ async function main () {
     for (let round = 1; round <= config.rounds; round++) {
       const results = new Map()
       for (const scenario of config.scenarios) {
+        // Unmeasured: a server idle since its last round has a heap V8 has
+        // shrunk and cold caches; that would be timed as the scenario's cost.
+        if (preRoundLoad !== undefined) await measure(scenario, servers.get(scenario.id), requests.get(scenario.id), preRoundLoad)
         const result = await measure(scenario, servers.get(scenario.id), requests.get(scenario.id), load)
         results.set(scenario.id, result)
         log(`round ${round}/${config.rounds} ${scenario.id.padEnd(16)} ${result.cpuPerRequest.toFixed(1).padStart(7)} µs/req ${Math.round(result.requestsPerSecond).toString().padStart(6)} req/s  p99 ${result.p99} ms`)
@@ -243,6 +249,7 @@ the generated part by hand: run the benchmark again. Sections between
 - Node ${process.version} on ${process.platform}/${process.arch}
 - fastify-login ${own} (commit ${gitCommit()}), ${packages}
 - ${config.rounds} rounds of ${config.seconds} s per scenario, interleaved, after ${config.warmup} s of warm-up each;
+  each measured round is preceded by ${config.preRound} s of unmeasured load on the same server;
   ${config.connections} autocannon connections from the parent process; every server a separate process on 127.0.0.1
 
 CPU µs/req is the server process's own user + system time (\`process.cpuUsage()\`)

@@ -44,3 +44,6 @@ export const FST_LOGIN_INVALID_USER_ID = createError<'FST_LOGIN_INVALID_USER_ID'
   'FST_LOGIN_INVALID_USER_ID',
   'Cannot log this user in: %s; give the user an `id` or `getId()` (or set the `getUserId` option) that yields a non-empty string or number',
   500, TypeError)
+
+export const FST_LOGIN_LOADER_FAILED = createError<'FST_LOGIN_LOADER_FAILED', 500, [string]>(
+  'FST_LOGIN_LOADER_FAILED', 'A user loader rejected without an Error (it rejected with %s)', 500)

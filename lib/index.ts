@@ -110,16 +110,15 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
         return
       }
     }
-    let pending: Promise<void> | undefined
+    let waiting: boolean
     try {
-      pending = loadUser(context, request)
+      waiting = loadUser(context, request, next)
     } catch (error) {
       next(error as Error)
       return
     }
-    if (pending === undefined) next()
-    // The promise resolves to nothing, so `next` is called without an error.
-    else pending.then(next as () => void, next)
+    // Else loadUser calls next once the loader has answered.
+    if (!waiting) next()
   }
 
   async function testLogin (request: FastifyRequest, reply: FastifyReply, pending: PendingTestLogin): Promise<void> {

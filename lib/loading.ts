@@ -11,6 +11,7 @@ import {
 } from './session.js'
 import { attachState, stateOf, type LoginState } from './state.js'
 import { countsAsAuthenticated, versionOf } from './users.js'
+import { FST_LOGIN_LOADER_FAILED } from './errors.js'
 
 /** What the loading, login and response modules share. */
 export interface LoginContext {
@@ -110,15 +111,45 @@ function callUserLoader (context: LoginContext, request: FastifyRequest, userId:
   return config.userLoader!(userId, request)
 }
 
-// The hot path of every logged-in request: a synchronous loader finishes
-// here without a promise, an asynchronous one costs a single `then`.
-function fromSession (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike, userId: string): Promise<void> | undefined {
-  const loaded = callUserLoader(context, request, userId)
+/** Called once the request's user is known, with the error when loading failed. */
+export type LoadDone = (error?: Error) => void
+
+/**
+ * Hands the loader's answer to `accept`. A synchronous answer is accepted at
+ * once (returns false: the caller goes on). An asynchronous one is accepted
+ * in its own `then`, which then calls `done` (returns true): the request waits
+ * one microtask, not a chain of them.
+ */
+function afterLoad<T> (loaded: T | PromiseLike<T>, accept: (value: T) => void, done: LoadDone): boolean {
   if (!isThenable(loaded)) {
-    acceptSessionUser(context, request, state, session, loaded)
-    return undefined
+    accept(loaded)
+    return false
   }
-  return Promise.resolve(loaded).then((user) => { acceptSessionUser(context, request, state, session, user) })
+  Promise.resolve(loaded).then((value) => {
+    try {
+      accept(value)
+    } catch (error) {
+      done(error as Error)
+      return
+    }
+    done()
+  }, (error: unknown) => { done(loaderFailure(error)) })
+  return true
+}
+
+// A loader that rejects with nothing still fails the request, never lets it through.
+function loaderFailure (error: unknown): Error {
+  return error instanceof Error ? error : new FST_LOGIN_LOADER_FAILED(describeRejection(error))
+}
+
+function describeRejection (reason: unknown): string {
+  return reason === undefined || reason === null ? String(reason) : `a value of type ${typeof reason}`
+}
+
+// The hot path of every logged-in request.
+function fromSession (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike, userId: string, done: LoadDone): boolean {
+  const loaded = callUserLoader(context, request, userId)
+  return afterLoad(loaded, (user) => { acceptSessionUser(context, request, state, session, user) }, done)
 }
 
 function acceptSessionUser (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike, user: LoginUser | null | undefined): void {
@@ -152,15 +183,11 @@ async function fromCookie (context: LoginContext, request: FastifyRequest, state
   if (events.wanted('userLoadedFromCookie')) events.emit('userLoadedFromCookie', { request, user })
 }
 
-function fromRequest (context: LoginContext, request: FastifyRequest, state: LoginState): Promise<void> | undefined {
+function fromRequest (context: LoginContext, request: FastifyRequest, state: LoginState, done: LoadDone): boolean {
   const { config, events } = context
   if (events.wanted('userAccessed')) events.emit('userAccessed', { request })
   const loaded = config.requestLoader!(request)
-  if (!isThenable(loaded)) {
-    acceptRequestUser(context, request, state, loaded)
-    return undefined
-  }
-  return Promise.resolve(loaded).then((user) => { acceptRequestUser(context, request, state, user) })
+  return afterLoad(loaded, (user) => { acceptRequestUser(context, request, state, user) }, done)
 }
 
 function acceptRequestUser (context: LoginContext, request: FastifyRequest, state: LoginState, user: LoginUser | null | undefined): void {
@@ -171,34 +198,39 @@ function acceptRequestUser (context: LoginContext, request: FastifyRequest, stat
 }
 
 /**
- * Loads the user of `request`. Returns `undefined` when that finished
- * synchronously (no credentials: no loader, no hashing, no session write),
- * else a promise.
+ * Loads the user of `request`. Returns false when that finished synchronously
+ * (always so without credentials: no loader, no hashing, no session write);
+ * the caller then goes on. Returns true when a loader is being awaited:
+ * `done` is called once it has answered. An error thrown before that is
+ * thrown from here, and `done` is not called.
  */
-export function loadUser (context: LoginContext, request: FastifyRequest): Promise<void> | undefined {
+export function loadUser (context: LoginContext, request: FastifyRequest, done: LoadDone): boolean {
   const { config } = context
   const session = sessionOf(request)
   // Without a userLoader the session's id means nothing: go on to the requestLoader, as Flask-Login does.
   const sessionLogin = session !== null && config.userLoader !== undefined && session.get(KEY_USER_ID) !== undefined
   // No credentials: nothing to do, not even the per-request state (it is made when first needed).
   if (!sessionLogin && config.requestLoader === undefined && (request as WithCookies).cookies?.[config.remember.cookieName] === undefined) {
-    return undefined
+    return false
   }
-  if (request.routeOptions.config?.login === false) return undefined
+  if (request.routeOptions.config?.login === false) return false
   const state = ensureState(context, request)
   if (sessionLogin) {
-    if (protectionRemovedLogin(context, request, state, session)) return undefined
+    if (protectionRemovedLogin(context, request, state, session)) return false
     const userId = session.get(KEY_USER_ID)
-    if (typeof userId === 'string') return fromSession(context, request, state, session, userId)
+    if (typeof userId === 'string') return fromSession(context, request, state, session, userId, done)
     dropLogin(context, request, state, session)
-    return undefined
+    return false
   }
   if (state.cookie !== undefined && config.userLoader !== undefined) {
     const token = tokenOf(context, state)
-    if (token !== null) return fromCookie(context, request, state, session, token)
+    if (token !== null) {
+      fromCookie(context, request, state, session, token).then(() => { done() }, (error: unknown) => { done(loaderFailure(error)) })
+      return true
+    }
     // A bad cookie is treated as absent, and cleared.
     state.cookieAction = { kind: 'clear' }
   }
-  if (config.requestLoader !== undefined) return fromRequest(context, request, state)
-  return undefined
+  if (config.requestLoader !== undefined) return fromRequest(context, request, state, done)
+  return false
 }

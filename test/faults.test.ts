@@ -9,7 +9,7 @@ import { buildApp, CookieJar, LOGIN_SECRET, SESSION_SECRET, type BuildOptions } 
 const COOKIE = 'remember_token'
 const OLD_SECRET = 'an-older-login-secret-still-in-the-rotation-list'
 
-type Mode = 'ok' | 'null' | 'undefined' | 'throw' | 'throw-sync'
+type Mode = 'ok' | 'null' | 'undefined' | 'throw' | 'throw-sync' | 'reject-empty'
 
 interface SessionView {
   get (key: string): unknown
@@ -28,6 +28,8 @@ async function faultyApp (options: BuildOptions = {}) {
         calls.push(id)
         if (control.mode === 'throw-sync') throw new Error('database unavailable')
         if (control.mode === 'throw') return Promise.reject(new Error('database unavailable'))
+        // eslint-disable-next-line prefer-promise-reject-errors -- a careless loader, on purpose
+        if (control.mode === 'reject-empty') return Promise.reject(undefined)
         if (control.mode === 'null') return null
         if (control.mode === 'undefined') return undefined
         return Promise.resolve((built.users.get(id) ?? null) as unknown as LoginUser | null)
@@ -133,6 +135,53 @@ t.test('a throwing loader fails the request through the error handler', async (t
       })
     }
   }
+})
+
+t.test('a loader that rejects without an Error still fails the request', async (t) => {
+  for (const source of ['session', 'remember cookie'] as const) {
+    t.test(source, async (t) => {
+      const { app, control, handlerRuns } = await faultyApp()
+      const jar = new CookieJar(app)
+      await jar.inject({ method: 'POST', url: '/login/1?remember=1' })
+      if (source === 'remember cookie') jar.delete('sessionId')
+      const before = handlerRuns()
+      control.mode = 'reject-empty'
+      const response = await jar.inject('/')
+      t.equal(response.statusCode, 500)
+      t.equal(response.json().code, 'FST_LOGIN_LOADER_FAILED')
+      t.match(response.json().message, /rejected with undefined/)
+      t.equal(handlerRuns(), before, 'the route never runs')
+    })
+  }
+  t.test('requestLoader', async (t) => {
+    // eslint-disable-next-line prefer-promise-reject-errors -- a careless loader, on purpose
+    const { app } = await buildApp({ login: { requestLoader: async () => await Promise.reject(null) } })
+    const response = await app.inject('/')
+    t.equal(response.statusCode, 500)
+    t.equal(response.json().code, 'FST_LOGIN_LOADER_FAILED')
+    t.match(response.json().message, /rejected with null/)
+  })
+})
+
+t.test('a sessionVersion that throws after an asynchronous loader fails the request', async (t) => {
+  let versionStoreDown = false
+  const { app, handlerRuns } = await faultyApp({
+    login: {
+      sessionVersion: () => {
+        if (versionStoreDown) throw new Error('version store down')
+        return '1'
+      }
+    }
+  })
+  const jar = new CookieJar(app)
+  await jar.inject({ method: 'POST', url: '/login/1' })
+  t.equal((await jar.inject('/')).json().user, 'Ann', 'loaded through the asynchronous loader')
+  const before = handlerRuns()
+  versionStoreDown = true
+  const response = await jar.inject('/')
+  t.equal(response.statusCode, 500)
+  t.equal(response.json().message, 'version store down')
+  t.equal(handlerRuns(), before, 'the route never runs')
 })
 
 t.test('with the default error handler a throwing loader gives a 500', async (t) => {

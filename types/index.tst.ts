@@ -6,7 +6,7 @@ import fastify, {
 } from 'fastify'
 import { describe, expect, test } from 'tstyche'
 import fastifyLogin, {
-  AnonymousUserMixin, EVENT_NAMES, FST_LOGIN_INVALID_DURATION, FST_LOGIN_INVALID_OPTION, FST_LOGIN_INVALID_USER_ID,
+  AnonymousUserMixin, EVENT_NAMES, FST_LOGIN_INVALID_DURATION, FST_LOGIN_INVALID_OPTION, FST_LOGIN_INVALID_USER_ID, FST_LOGIN_LOADER_FAILED,
   FST_LOGIN_MISSING_COOKIE, FST_LOGIN_MISSING_LOADER, FST_LOGIN_MISSING_SECRET, FST_LOGIN_MISSING_SESSION,
   FST_LOGIN_NEEDS_REFRESH, FST_LOGIN_NO_SESSION, FST_LOGIN_UNAUTHORIZED, SESSION_KEYS, UserMixin,
   fastifyLogin as namedFastifyLogin, isSafeRedirectUrl,
@@ -434,5 +434,7 @@ describe('named exports', () => {
     expect(new FST_LOGIN_INVALID_OPTION('x').code).type.toBe<'FST_LOGIN_INVALID_OPTION'>()
     expect(new FST_LOGIN_INVALID_DURATION('x').code).type.toBe<'FST_LOGIN_INVALID_DURATION'>()
     expect(new FST_LOGIN_INVALID_USER_ID('x').code).type.toBe<'FST_LOGIN_INVALID_USER_ID'>()
+    expect(FST_LOGIN_LOADER_FAILED).type.toBeConstructableWith('undefined')
+    expect(new FST_LOGIN_LOADER_FAILED('x').code).type.toBe<'FST_LOGIN_LOADER_FAILED'>()
   })
 })
