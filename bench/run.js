@@ -3,8 +3,8 @@
 // Each scenario runs in its own server process. Every measured request is
 // checked (status, body, cookies, and the guard's 401 without credentials)
 // before anything is timed; then each server is warmed up and the rounds run
-// interleaved (A B C … A B C …). The table reports medians over the rounds of
-// the server's own CPU time per request, req/s, p99 latency, and its RSS at
+// interleaved (A B C …, then C B A …, alternately). The table reports
+// medians over the rounds of the server's own CPU time per request, req/s, p99 latency, and its RSS at
 // the end, and bench/RESULTS.md gets the table and the targets.
 //
 // Environment:
@@ -117,7 +117,10 @@ async function main () {
     const rounds = []
     for (let round = 1; round <= config.rounds; round++) {
       const results = new Map()
-      for (const scenario of config.scenarios) {
+      // Every other round runs in reverse order (A B C, C B A, …), so no
+      // scenario always follows the same neighbour or sits at the same place.
+      const order = round % 2 === 1 ? config.scenarios : [...config.scenarios].reverse()
+      for (const scenario of order) {
         // Unmeasured: a server idle since its last round has a heap V8 has
         // shrunk and cold caches; that would be timed as the scenario's cost.
         if (preRoundLoad !== undefined) await measure(scenario, servers.get(scenario.id), requests.get(scenario.id), preRoundLoad)
@@ -248,7 +251,7 @@ the generated part by hand: run the benchmark again. Sections between
 - Load average (1, 5, 15 min) at the start: ${load(report.loadBefore)}; at the end: ${load(report.loadAfter)}
 - Node ${process.version} on ${process.platform}/${process.arch}
 - fastify-login ${own} (commit ${gitCommit()}), ${packages}
-- ${config.rounds} rounds of ${config.seconds} s per scenario, interleaved, after ${config.warmup} s of warm-up each;
+- ${config.rounds} rounds of ${config.seconds} s per scenario, interleaved (every other round in reverse order), after ${config.warmup} s of warm-up each;
   each measured round is preceded by ${config.preRound} s of unmeasured load on the same server;
   ${config.connections} autocannon connections from the parent process; every server a separate process on 127.0.0.1
 
