@@ -86,8 +86,9 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   Object.defineProperty(manager, kTestLogins, { value: testLogins })
 
   fastify.decorate('loginManager', manager)
-  fastify.decorate('requireLogin', responses.requireLogin)
-  fastify.decorate('requireFreshLogin', responses.requireFreshLogin)
+  // Typed for users as the async hooks they behave like when called by hand.
+  fastify.decorate('requireLogin', responses.requireLogin as preHandlerAsyncHookHandler)
+  fastify.decorate('requireFreshLogin', responses.requireFreshLogin as preHandlerAsyncHookHandler)
 
   fastify.decorateRequest(kLoginState, null)
   fastify.decorateRequest('user', {
@@ -165,10 +166,10 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
     return new FST_LOGIN_INVALID_OPTION(`route ${String(method)} ${String(url)}: \`config.login\` must be 'required', 'fresh', 'optional' or false`)
   }
 
-  function guardFor (mode: unknown): preHandlerAsyncHookHandler | undefined {
+  function guardFor (mode: unknown): Guard | undefined {
     if (mode === 'fresh') return responses.requireFreshLogin
     if (mode === 'required') return responses.requireLogin
-    return mode === undefined && config.loginRequiredByDefault ? requireLoginByDefault as Guard as preHandlerAsyncHookHandler : undefined
+    return mode === undefined && config.loginRequiredByDefault ? requireLoginByDefault : undefined
   }
 
   fastify.addHook('onRoute', (route) => {
@@ -198,7 +199,7 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
     const guard = mode === undefined ? undefined : guardFor(mode)
     if (guard === undefined) return pass(next)
     // As on a route: Fastify goes on when the promise settles, unless the reply was sent.
-    return (guard as Guard).call(this, request, reply, next)
+    return guard.call(this, request, reply, next)
   }
   // Only routes already in the router now can have escaped the onRoute hook.
   if (fastify.printRoutes() !== '(empty tree)') fastify.addHook('preHandler', guardEarlyRoutes as preHandlerHookHandler)
@@ -207,7 +208,7 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   function requireLoginByDefault (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply, next?: HookHandlerDoneFunction): Promise<unknown> | undefined {
     const mode: unknown = request.routeOptions.config?.login
     if (mode === 'optional' || mode === false) return pass(next)
-    return (responses.requireLogin as Guard).call(this, request, reply, next)
+    return responses.requireLogin.call(this, request, reply, next)
   }
 
   done()

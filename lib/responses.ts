@@ -1,5 +1,5 @@
 // The unauthorized and needs-refresh responses, and the guards that send them.
-import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, preHandlerAsyncHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { LoginView } from '../types/index.js'
 import type { LoginEventHub } from './events.js'
 import { FST_LOGIN_NEEDS_REFRESH, FST_LOGIN_UNAUTHORIZED } from './errors.js'
@@ -62,8 +62,8 @@ export interface Responses {
   unauthorized (request: FastifyRequest, reply: FastifyReply): Promise<void>
   needsRefresh (request: FastifyRequest, reply: FastifyReply): Promise<void>
   loginUrl (loginView: string, nextUrl?: string, nextField?: string): string
-  requireLogin: preHandlerAsyncHookHandler
-  requireFreshLogin: preHandlerAsyncHookHandler
+  requireLogin: Guard
+  requireFreshLogin: Guard
 }
 
 export function createResponses (config: LoginConfig, events: LoginEventHub): Responses {
@@ -145,12 +145,12 @@ export function createResponses (config: LoginConfig, events: LoginEventHub): Re
     unauthorized,
     needsRefresh,
     loginUrl,
-    requireLogin: requireLogin as Guard as preHandlerAsyncHookHandler,
-    requireFreshLogin: requireFreshLogin as Guard as preHandlerAsyncHookHandler
+    requireLogin,
+    requireFreshLogin
   }
 }
 
-/** A guard as it is implemented: see `pass`. */
+/** A guard as it is implemented (see `pass`); published as `preHandlerAsyncHookHandler`. */
 export type Guard = (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply, done?: HookHandlerDoneFunction) => Promise<unknown> | undefined
 
 const PASSED: Promise<undefined> = Promise.resolve(undefined)
