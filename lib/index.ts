@@ -9,7 +9,7 @@ import type { FastifyLoginOptions, LoginEventListener, LoginEventName, LoginMana
 import { createActions } from './actions.js'
 import { FST_LOGIN_INVALID_OPTION, FST_LOGIN_MISSING_COOKIE, FST_LOGIN_MISSING_SESSION } from './errors.js'
 import { LoginEventHub } from './events.js'
-import { currentUser, loadUser, tokenOf, type LoginContext } from './loading.js'
+import { currentUser, loaderFailure, loadUser, tokenOf, type LoginContext } from './loading.js'
 import { publicOptions, resolveOptions } from './options.js'
 import { normaliseHost } from './redirects.js'
 import { clearRememberCookie, RememberCodec, setRememberCookie } from './remember.js'
@@ -115,7 +115,7 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
     try {
       waiting = loadUser(context, request, next)
     } catch (error) {
-      next(error as Error)
+      next(loaderFailure(error))
       return
     }
     // Else loadUser calls next once the loader has answered.

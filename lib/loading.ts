@@ -129,7 +129,7 @@ function afterLoad<T> (loaded: T | PromiseLike<T>, accept: (value: T) => void, d
     try {
       accept(value)
     } catch (error) {
-      done(error as Error)
+      done(loaderFailure(error))
       return
     }
     done()
@@ -137,8 +137,9 @@ function afterLoad<T> (loaded: T | PromiseLike<T>, accept: (value: T) => void, d
   return true
 }
 
-// A loader that rejects with nothing still fails the request, never lets it through.
-function loaderFailure (error: unknown): Error {
+// A loader that throws or rejects with nothing still fails the request: Fastify
+// would read `next(undefined)` as success and let it through as anonymous.
+export function loaderFailure (error: unknown): Error {
   return error instanceof Error ? error : new FST_LOGIN_LOADER_FAILED(describeRejection(error))
 }
 

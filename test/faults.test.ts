@@ -9,7 +9,7 @@ import { buildApp, CookieJar, LOGIN_SECRET, SESSION_SECRET, type BuildOptions } 
 const COOKIE = 'remember_token'
 const OLD_SECRET = 'an-older-login-secret-still-in-the-rotation-list'
 
-type Mode = 'ok' | 'null' | 'undefined' | 'throw' | 'throw-sync' | 'reject-empty'
+type Mode = 'ok' | 'null' | 'undefined' | 'throw' | 'throw-sync' | 'reject-empty' | 'throw-sync-empty'
 
 interface SessionView {
   get (key: string): unknown
@@ -30,6 +30,8 @@ async function faultyApp (options: BuildOptions = {}) {
         if (control.mode === 'throw') return Promise.reject(new Error('database unavailable'))
         // eslint-disable-next-line prefer-promise-reject-errors -- a careless loader, on purpose
         if (control.mode === 'reject-empty') return Promise.reject(undefined)
+        // eslint-disable-next-line no-throw-literal -- a careless loader, on purpose
+        if (control.mode === 'throw-sync-empty') throw undefined
         if (control.mode === 'null') return null
         if (control.mode === 'undefined') return undefined
         return Promise.resolve((built.users.get(id) ?? null) as unknown as LoginUser | null)
@@ -137,30 +139,39 @@ t.test('a throwing loader fails the request through the error handler', async (t
   }
 })
 
-t.test('a loader that rejects without an Error still fails the request', async (t) => {
-  for (const source of ['session', 'remember cookie'] as const) {
-    t.test(source, async (t) => {
-      const { app, control, handlerRuns } = await faultyApp()
-      const jar = new CookieJar(app)
-      await jar.inject({ method: 'POST', url: '/login/1?remember=1' })
-      if (source === 'remember cookie') jar.delete('sessionId')
-      const before = handlerRuns()
-      control.mode = 'reject-empty'
-      const response = await jar.inject('/')
+t.test('a loader that throws or rejects without an Error still fails the request', async (t) => {
+  for (const [mode, verb] of [['reject-empty', 'rejects'], ['throw-sync-empty', 'throws']] as const) {
+    for (const source of ['session', 'remember cookie'] as const) {
+      t.test(`${verb} undefined, ${source}`, async (t) => {
+        const { app, control, handlerRuns } = await faultyApp()
+        const jar = new CookieJar(app)
+        await jar.inject({ method: 'POST', url: '/login/1?remember=1' })
+        if (source === 'remember cookie') jar.delete('sessionId')
+        const before = handlerRuns()
+        control.mode = mode
+        const response = await jar.inject('/')
+        t.equal(response.statusCode, 500)
+        t.equal(response.json().code, 'FST_LOGIN_LOADER_FAILED')
+        t.match(response.json().message, /threw or rejected with undefined/)
+        t.equal(handlerRuns(), before, 'the route never runs')
+      })
+    }
+  }
+  const careless = {
+    // eslint-disable-next-line prefer-promise-reject-errors -- a careless loader, on purpose
+    rejects: async () => await Promise.reject(null),
+    // eslint-disable-next-line no-throw-literal -- a careless loader, on purpose
+    throws: () => { throw null }
+  }
+  for (const [verb, requestLoader] of Object.entries(careless)) {
+    t.test(`requestLoader ${verb} null`, async (t) => {
+      const { app } = await buildApp({ login: { requestLoader } })
+      const response = await app.inject('/')
       t.equal(response.statusCode, 500)
       t.equal(response.json().code, 'FST_LOGIN_LOADER_FAILED')
-      t.match(response.json().message, /rejected with undefined/)
-      t.equal(handlerRuns(), before, 'the route never runs')
+      t.match(response.json().message, /threw or rejected with null/)
     })
   }
-  t.test('requestLoader', async (t) => {
-    // eslint-disable-next-line prefer-promise-reject-errors -- a careless loader, on purpose
-    const { app } = await buildApp({ login: { requestLoader: async () => await Promise.reject(null) } })
-    const response = await app.inject('/')
-    t.equal(response.statusCode, 500)
-    t.equal(response.json().code, 'FST_LOGIN_LOADER_FAILED')
-    t.match(response.json().message, /rejected with null/)
-  })
 })
 
 t.test('a sessionVersion that throws after an asynchronous loader fails the request', async (t) => {
