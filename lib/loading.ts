@@ -208,8 +208,7 @@ function acceptRequestUser (context: LoginContext, request: FastifyRequest, stat
 export function loadUser (context: LoginContext, request: FastifyRequest, done: LoadDone): boolean {
   const { config } = context
   const session = sessionOf(request)
-  // Without a userLoader the session's id means nothing: go on to the requestLoader, as Flask-Login does.
-  const sessionLogin = session !== null && config.userLoader !== undefined && session.get(KEY_USER_ID) !== undefined
+  const sessionLogin = session !== null && session.get(KEY_USER_ID) !== undefined
   // No credentials: nothing to do, not even the per-request state (it is made when first needed).
   if (!sessionLogin && config.requestLoader === undefined && (request as WithCookies).cookies?.[config.remember.cookieName] === undefined) {
     return false
@@ -217,11 +216,15 @@ export function loadUser (context: LoginContext, request: FastifyRequest, done: 
   if (request.routeOptions.config?.login === false) return false
   const state = ensureState(context, request)
   if (sessionLogin) {
+    // Protection guards the session's login whoever loads it (a requestLoader may read the id too).
     if (protectionRemovedLogin(context, request, state, session)) return false
-    const userId = session.get(KEY_USER_ID)
-    if (typeof userId === 'string') return fromSession(context, request, state, session, userId, done)
-    dropLogin(context, request, state, session)
-    return false
+    // Without a userLoader the session's id is for the requestLoader, as in Flask-Login.
+    if (config.userLoader !== undefined) {
+      const userId = session.get(KEY_USER_ID)
+      if (typeof userId === 'string') return fromSession(context, request, state, session, userId, done)
+      dropLogin(context, request, state, session)
+      return false
+    }
   }
   if (state.cookie !== undefined && config.userLoader !== undefined) {
     const token = tokenOf(context, state)

@@ -100,6 +100,41 @@ t.test('strong: a persistent session is only marked stale', async (t) => {
   t.equal((await jar.inject('/')).json().fresh, false)
 })
 
+t.test('a session login is protected when only a requestLoader reads it', async (t) => {
+  // Flask's LoginViaRequestTestCase: the request loader reads session['_user_id'],
+  // and _session_protection_failed() runs before any loader.
+  for (const mode of ['basic', 'strong'] as const) {
+    t.test(mode, async (t) => {
+      const requestLoaderCalls: string[] = []
+      const { jar, protectedEvents, users } = await setup({
+        login: {
+          sessionProtection: mode,
+          userLoader: undefined,
+          requestLoader: (request: FastifyRequest) => {
+            const id = sessionOf(request).get('_user_id')
+            requestLoaderCalls.push(String(id))
+            return typeof id === 'string' ? users.get(id) ?? null : null
+          }
+        }
+      })
+      await jar.inject({ method: 'POST', url: '/login/1' })
+      t.same((await jar.inject('/')).json(), { user: 'Ann', authenticated: true, fresh: true, remembered: false }, 'control: the same client')
+      t.same(protectedEvents, [])
+      requestLoaderCalls.length = 0
+      const response = await jar.inject({ url: '/', headers: OTHER_AGENT })
+      t.same(protectedEvents, ['/'])
+      if (mode === 'basic') {
+        t.same(response.json(), { user: 'Ann', authenticated: true, fresh: false, remembered: false })
+        t.equal((await jar.inject('/fresh')).statusCode, 401, 'the session stays stale')
+      } else {
+        t.same(response.json(), { user: null, authenticated: false, fresh: false, remembered: false })
+        t.same(requestLoaderCalls, [], 'the loader is not consulted')
+        t.equal((await jar.inject('/')).json().authenticated, false, 'the login left the session')
+      }
+    })
+  }
+})
+
 t.test('sessionProtection false ignores another client identifier', async (t) => {
   const { jar, protectedEvents } = await setup({ login: { sessionProtection: false } })
   await jar.inject({ method: 'POST', url: '/login/1' })
