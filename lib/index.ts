@@ -184,11 +184,11 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   })
 
   // Routes added before this plugin loaded (`app.register(...)` without
-  // `await`, then `app.get(...)`) never reach the onRoute hook: an explicit
-  // `config.login` of theirs is applied here, per request. (They are not
-  // covered by `loginRequiredByDefault`, which is for routes registered after
-  // the plugin.) A fresh login passes every guard, so it goes through without
-  // a look at the route.
+  // `await`, then `app.get(...)`) never reach the onRoute hook: their
+  // `config.login`, or `loginRequiredByDefault`, is applied here, per request.
+  // Fastify cannot tell such a route from one declared before the register
+  // call, so both are guarded: failing closed, not open. A fresh login passes
+  // every guard, so it goes through without a look at the route.
   const guardEarlyRoutes: Guard = function guardEarlyRoutes (request, reply, next) {
     const state = stateOf(request)
     if ((state?.authenticated === true && isFresh(config, request)) || request.is404) return pass(next)
@@ -196,7 +196,7 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
     if (routeConfig === undefined || routeConfig[kGuardedAtRegistration] === true) return pass(next)
     const mode = routeConfig.login
     if (!ROUTE_MODES.has(mode)) throw invalidMode(request.method, request.routeOptions.url)
-    const guard = mode === undefined ? undefined : guardFor(mode)
+    const guard = guardFor(mode)
     if (guard === undefined) return pass(next)
     // As on a route: Fastify goes on when the promise settles, unless the reply was sent.
     return guard.call(this, request, reply, next)

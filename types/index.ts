@@ -137,7 +137,7 @@ export interface FastifyLoginOptions {
   freshMaxAge?: number
   /** Rotate the session id on login and logout. Default `true`. */
   regenerateSession?: boolean
-  /** Require a login on every route registered after the plugin unless `config.login` says otherwise. Default `false`. */
+  /** Require a login on every route registered after the plugin (and any already there when it loads) unless `config.login` says otherwise. Default `false`. */
   loginRequiredByDefault?: boolean
 }
 
