@@ -14,7 +14,7 @@ const HTTP_SCHEMES = new Set(['http:', 'https:'])
 // eslint-disable-next-line no-control-regex
 const UNSAFE_CHARACTERS = /[\u0000-\u0020\u007f-\u009f\\\u00a0\u1680\u2000-\u200f\u2028\u2029\u202f\u205f\u3000\ufeff]/
 
-function parse (url: string, base: string): URL | null {
+function parse (url: string, base?: string): URL | null {
   try {
     return new URL(url, base)
   } catch {
@@ -69,13 +69,17 @@ const HAS_SCHEME_OR_AUTHORITY = /^(?:[a-z][a-z0-9+.-]*:|\/\/)/i
 
 /**
  * The `next` value for a login URL (`make_next_param`): the current path and
- * query when the login view is on the same origin, else the absolute URL.
+ * query when the login view is on the same origin, else the absolute URL. A
+ * path that begins with `//` keeps its origin: alone it would name a host.
+ * A `currentUrl` that is not an absolute URL is taken as it is.
  */
 export function nextParam (loginUrl: string, currentUrl: string): string {
-  if (!HAS_SCHEME_OR_AUTHORITY.test(currentUrl)) return currentUrl
-  const current = new URL(currentUrl)
-  const login = new URL(loginUrl, current)
-  if (login.protocol === current.protocol && login.host === current.host) return current.pathname + current.search
+  const current = HAS_SCHEME_OR_AUTHORITY.test(currentUrl) ? parse(currentUrl) : null
+  if (current === null) return currentUrl
+  const login = parse(loginUrl, current.href)
+  if (login?.protocol === current.protocol && login.host === current.host && !current.pathname.startsWith('//')) {
+    return current.pathname + current.search
+  }
   return current.href
 }
 

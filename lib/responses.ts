@@ -4,7 +4,7 @@ import type { LoginView } from '../types/index.js'
 import type { LoginEventHub } from './events.js'
 import { FST_LOGIN_NEEDS_REFRESH, FST_LOGIN_UNAUTHORIZED } from './errors.js'
 import type { LoginConfig } from './options.js'
-import { buildLoginUrl, nextParam } from './redirects.js'
+import { buildLoginUrl, nextParam, normaliseHost } from './redirects.js'
 import { sessionOf } from './session.js'
 import { isFresh } from './freshness.js'
 import { stateOf } from './state.js'
@@ -39,14 +39,27 @@ export function prefersJson (request: FastifyRequest): boolean {
   return qualityOf(accept, 'application/json') > qualityOf(accept, 'text/html')
 }
 
-// The absolute URL of the request, or just its path when the Host header
-// cannot form one (a malformed Host must not turn a redirect into a 500).
+// Where a request with no usable Host header is placed, to parse its path.
+const NO_ORIGIN = 'http://fastify-login.invalid'
+
+function routedTarget (target: string): string {
+  if (target.startsWith('/') || !URL.canParse(target)) return target
+  const absolute = new URL(target)
+  return absolute.pathname + absolute.search
+}
+
+// The request's URL on its own origin. The target is set as a path, so one
+// that begins with `//` cannot pose as a host; an absolute-form target
+// (`GET http://host/path`) counts by its path, as Fastify routes it. Without
+// a usable Host header only the path and query are left (a redirect, not a 500).
 function currentUrl (request: FastifyRequest): string {
-  try {
-    return new URL(request.url, `${request.protocol}://${request.host}`).href
-  } catch {
-    return request.url
-  }
+  const host = normaliseHost(request.host)
+  const url = new URL(host === null ? NO_ORIGIN : `${request.protocol === 'https' ? 'https' : 'http'}://${host}`)
+  const target = routedTarget(request.url)
+  const queryStart = target.indexOf('?')
+  url.pathname = queryStart === -1 ? target : target.slice(0, queryStart)
+  url.search = queryStart === -1 ? '' : target.slice(queryStart)
+  return host === null ? url.pathname + url.search : url.href
 }
 
 interface Flow {
