@@ -62,6 +62,14 @@ function currentUrl (request: FastifyRequest): string {
   return host === null ? url.pathname + url.search : url.href
 }
 
+// A view function may answer nothing for some requests (Flask-Login's
+// `if not login_view: abort(401)`), and what it answers is only known per
+// request: anything but a path or URL is treated as no view, so a bad value
+// (one built from a client's Host header, say) gives the 401, never a 500.
+function isUsableView (view: unknown): view is string {
+  return typeof view === 'string' && view !== '' && URL.canParse(view, NO_ORIGIN)
+}
+
 interface Flow {
   readonly event: 'userUnauthorized' | 'userNeedsRefresh'
   readonly handler: LoginConfig['unauthorizedHandler']
@@ -107,8 +115,8 @@ export function createResponses (config: LoginConfig, events: LoginEventHub): Re
       await flow.handler(request, reply)
       return
     }
-    const view = typeof flow.view === 'function' ? flow.view(request) : flow.view
-    if (view === undefined || prefersJson(request)) throw new flow.Failure()
+    const view: unknown = typeof flow.view === 'function' ? flow.view(request) : flow.view
+    if (!isUsableView(view) || prefersJson(request)) throw new flow.Failure()
     const flash = (request as Flashing).flash
     if (flow.message !== false && flow.message !== '' && typeof flash === 'function') {
       const text = config.localize === undefined ? flow.message : config.localize(flow.message, request)

@@ -127,6 +127,24 @@ t.test('unauthorized with a login view', async (t) => {
     t.equal((await app.inject('/protected')).headers.location, '/login?next=%2Fprotected')
   })
 
+  // Flask: unauthorized() with no view for the blueprint, `if not login_view: abort(401)`
+  t.test('a loginView function that gives no path or URL answers 401, as no view does', async (t) => {
+    for (const view of ['', null, undefined, false, 0, 42, {}, 'http://[', 'https://exa mple.test/login']) {
+      const app = await build({ login: { loginView: () => view as string } })
+      const response = await app.inject('/protected')
+      t.equal(response.statusCode, 401, JSON.stringify(view))
+      t.equal(response.json().code, 'FST_LOGIN_UNAUTHORIZED', JSON.stringify(view))
+      t.equal(response.headers.location, undefined, JSON.stringify(view))
+    }
+  })
+
+  t.test('a loginView function may give a view to some areas only', async (t) => {
+    const app = await build({ login: { loginView: (request) => request.url.startsWith('/admin') ? '/admin/login' : undefined } })
+    app.get('/admin/panel', { config: { login: 'required' } }, async () => 'panel')
+    t.equal((await app.inject('/admin/panel')).headers.location, '/admin/login?next=%2Fadmin%2Fpanel')
+    t.equal((await app.inject('/protected')).statusCode, 401)
+  })
+
   t.test('uses a custom nextField', async (t) => {
     const app = await build({ login: { loginView: '/login', nextField: 'goto' } })
     t.equal((await app.inject('/protected')).headers.location, '/login?goto=%2Fprotected')
@@ -383,6 +401,16 @@ t.test('needs refresh', async (t) => {
     const app = await build({ login: { refreshView: (request) => `/reauth/${request.method.toLowerCase()}` } })
     const jar = await staleJar(app)
     t.equal((await jar.inject('/fresh')).headers.location, '/reauth/get?next=%2Ffresh')
+  })
+
+  t.test('a refreshView function that gives no path or URL answers 401', async (t) => {
+    for (const view of ['', null, undefined, 'http://[']) {
+      const app = await build({ login: { refreshView: () => view as string } })
+      const jar = await staleJar(app)
+      const response = await jar.inject('/fresh')
+      t.equal(response.statusCode, 401, JSON.stringify(view))
+      t.equal(response.json().code, 'FST_LOGIN_NEEDS_REFRESH', JSON.stringify(view))
+    }
   })
 
   // Flask: test_needs_refresh_fires_needs_refresh_signal

@@ -58,8 +58,12 @@ export type UserLoader = (id: string, request: FastifyRequest) => Awaitable<Logi
 /** Loads a user from the request itself (an API key, a header). Runs before the body is parsed. */
 export type RequestLoader = (request: FastifyRequest) => Awaitable<LoginUser | null | undefined>
 
-/** A path or URL, or a function of the request that returns one. */
-export type LoginView = string | ((request: FastifyRequest) => string)
+/**
+ * A path or URL, or a function of the request that returns one. A function
+ * that returns no path or URL (`undefined`, `null`, `''`, or a string that does
+ * not parse) means there is no view for that request: the answer is the 401.
+ */
+export type LoginView = string | ((request: FastifyRequest) => string | null | undefined)
 
 /** Replaces a default unauthorized or needs-refresh response; it sends the reply itself. */
 export type ResponseHandler = (request: FastifyRequest, reply: FastifyReply) => unknown

@@ -120,8 +120,14 @@ describe('FastifyLoginOptions', () => {
   })
 
   test('views are paths or functions of the request', () => {
-    expect<FastifyLoginOptions['loginView']>().type.toBe<string | ((request: FastifyRequest) => string) | undefined>()
+    expect<FastifyLoginOptions['loginView']>().type.toBe<string | ((request: FastifyRequest) => string | null | undefined) | undefined>()
     expect<FastifyLoginOptions>().type.toBeAssignableFrom<{ secret: string, loginView: string, refreshView: (request: FastifyRequest) => string }>()
+    // No view for some requests: they get the 401 (Flask-Login's blueprint_login_views without an entry).
+    const views = new Map([['/admin', '/admin/login']])
+    expect<FastifyLoginOptions>().type.toBeAssignableFrom({ secret, loginView: (request: FastifyRequest) => views.get(request.url) })
+    expect<FastifyLoginOptions>().type.toBeAssignableFrom<{ secret: string, refreshView: () => null }>()
+    expect<FastifyLoginOptions>().type.not.toBeAssignableFrom<{ secret: string, loginView: () => number }>()
+    expect<FastifyLoginOptions>().type.not.toBeAssignableFrom<{ secret: string, loginView: () => false }>()
   })
 
   test('flashed messages are strings or false', () => {
