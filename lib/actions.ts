@@ -5,6 +5,7 @@ import type { LoginUser, LoginUserOptions } from '../types/index.js'
 import { FST_LOGIN_INVALID_DURATION, FST_LOGIN_NO_SESSION } from './errors.js'
 import { isFresh } from './freshness.js'
 import { becomeAnonymous, currentUser, ensureState, tokenOf, writeLogin, type LoginContext } from './loading.js'
+import { isRememberDuration } from './options.js'
 import { safeRedirectTarget } from './redirects.js'
 import {
   KEY_FRESH, KEY_FRESH_AT, KEY_IDENTIFIER, KEY_REMEMBER_SECONDS, KEY_USER_ID, LOGIN_KEYS,
@@ -39,9 +40,7 @@ export function createActions (context: LoginContext): Actions {
   async function loginUser (this: FastifyRequest, user: LoginUser, options: LoginUserOptions = {}): Promise<boolean> {
     const { remember = false, force = false, fresh = true } = options
     const duration = options.duration ?? config.remember.duration
-    if (typeof duration !== 'number' || !Number.isFinite(duration) || duration <= 0) {
-      throw new FST_LOGIN_INVALID_DURATION(describeDuration(options.duration))
-    }
+    if (!isRememberDuration(duration)) throw new FST_LOGIN_INVALID_DURATION(describeDuration(options.duration))
     if (!force && (user as { isActive?: unknown } | null)?.isActive === false) return false
     const userId = userIdOf(config, user)
     const version = versionOf(config, user)

@@ -38,7 +38,8 @@ export const FST_LOGIN_NO_SESSION = createError<'FST_LOGIN_NO_SESSION', 500, []>
   500)
 
 export const FST_LOGIN_INVALID_DURATION = createError<'FST_LOGIN_INVALID_DURATION', 500, [string]>(
-  'FST_LOGIN_INVALID_DURATION', 'Invalid remember duration: %s; pass a positive, finite number of seconds', 500, TypeError)
+  'FST_LOGIN_INVALID_DURATION',
+  'Invalid remember duration: %s; pass a positive, finite number of seconds, at most 3155760000 (100 years)', 500, TypeError)
 
 export const FST_LOGIN_INVALID_USER_ID = createError<'FST_LOGIN_INVALID_USER_ID', 500, [string]>(
   'FST_LOGIN_INVALID_USER_ID',

@@ -19,6 +19,11 @@ export const DEFAULT_MESSAGE_CATEGORY = 'message'
 export const DEFAULT_REMEMBER_COOKIE_NAME = 'remember_token'
 /** Lifetime of the remember-me cookie: 365 days, in seconds. */
 export const DEFAULT_REMEMBER_DURATION = 365 * 24 * 60 * 60
+/**
+ * Longest remember duration: 100 years (of 365.25 days), in seconds. Much
+ * longer ones overflow the token's expiry field or the cookie's Expires date.
+ */
+export const MAX_REMEMBER_DURATION = 100 * 365.25 * 24 * 60 * 60
 /** Query and session field carrying the return address. */
 export const DEFAULT_NEXT_FIELD = 'next'
 /** Methods the guards let through (CORS preflights carry no cookies). */
@@ -124,6 +129,19 @@ function positiveSeconds (value: unknown, name: string): number | undefined {
   return value
 }
 
+/** True for a duration `loginUser` and `remember.duration` accept. */
+export function isRememberDuration (value: unknown): value is number {
+  return typeof value === 'number' && value > 0 && value <= MAX_REMEMBER_DURATION
+}
+
+function rememberDuration (value: unknown): number {
+  if (value === undefined) return DEFAULT_REMEMBER_DURATION
+  if (!isRememberDuration(value)) {
+    fail(`\`remember.duration\` must be a positive, finite number of seconds, at most ${MAX_REMEMBER_DURATION} (100 years)`)
+  }
+  return value
+}
+
 function resolveSecrets (secret: unknown): readonly string[] {
   const list = Array.isArray(secret) ? secret : [secret]
   if (list.length === 0) throw new FST_LOGIN_MISSING_SECRET()
@@ -164,7 +182,7 @@ function resolveRemember (options: FastifyLoginOptions['remember']): LoginConfig
   if (sameSite === 'none' && secure !== true) fail('`remember.sameSite: \'none\'` needs `remember.secure: true`')
   return Object.freeze({
     cookieName: cookieAttribute(remember.cookieName, 'remember.cookieName', COOKIE_NAME, 'a cookie name (letters, digits and !#$%&\'*+-.^_`|~)') ?? DEFAULT_REMEMBER_COOKIE_NAME,
-    duration: positiveSeconds(remember.duration, 'remember.duration') ?? DEFAULT_REMEMBER_DURATION,
+    duration: rememberDuration(remember.duration),
     domain: cookieAttribute(remember.domain, 'remember.domain', COOKIE_DOMAIN, 'a domain name'),
     path: cookieAttribute(remember.path, 'remember.path', COOKIE_PATH, 'a path starting with / without ; or control characters') ?? '/',
     secure,

@@ -141,7 +141,7 @@ t.test('loginUser', async (t) => {
   })
 
   // Flask: test_set_cookie_with_invalid_custom_duration_raises_exception
-  for (const duration of [0, -5, Number.NaN, Number.POSITIVE_INFINITY, '123']) {
+  for (const duration of [0, -5, Number.NaN, Number.POSITIVE_INFINITY, '123', 3155760001, 1e13, 1e308]) {
     t.test(`duration ${String(duration)} rejects with FST_LOGIN_INVALID_DURATION before writing`, async (t) => {
       const { app, jar, users } = await build()
       addLoginWith(app, () => asUser(users.get('1')!), { remember: true, duration: duration as number })
@@ -150,6 +150,26 @@ t.test('loginUser', async (t) => {
       t.equal(response.headers['set-cookie'], undefined, 'no cookie at all')
     })
   }
+
+  t.test('a duration over 100 years is refused with a message that gives the limit', async (t) => {
+    const { app, users } = await build()
+    app.post('/login-long', { config: { login: 'optional' } }, async (request) => {
+      await request.loginUser(asUser(users.get('1')!), { remember: true, duration: 1e13 })
+      return 'unreachable'
+    })
+    const response = await app.inject({ method: 'POST', url: '/login-long' })
+    t.equal(response.statusCode, 500)
+    t.equal(response.json().code, 'FST_LOGIN_INVALID_DURATION')
+    t.match(response.json().message, /10000000000000.*at most 3155760000 \(100 years\)/)
+  })
+
+  t.test('a cookie of the longest duration restores the login', async (t) => {
+    const { jar } = await build()
+    const response = await loginAs(jar, '1', `remember=1&duration=${100 * 365.25 * 24 * 3600}`)
+    t.ok(setCookieNames(response).includes('remember_token'))
+    jar.restartBrowser()
+    t.same(await whoami(jar), { user: 'Ann', authenticated: true, fresh: false, remembered: true })
+  })
 
   t.test('an invalid duration leaves an existing login untouched', async (t) => {
     const { app, jar, users } = await build()

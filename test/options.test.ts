@@ -163,6 +163,9 @@ t.test('invalid options fail ready() with FST_LOGIN_INVALID_OPTION', async (t) =
     ['remember.duration Infinity', { remember: { duration: Infinity } }, /remember\.duration/],
     ['remember.duration NaN', { remember: { duration: NaN } }, /remember\.duration/],
     ['remember.duration "3600"', { remember: { duration: '3600' } }, /remember\.duration/],
+    ['remember.duration just over 100 years', { remember: { duration: 3155760001 } }, /`remember\.duration` must be .*at most 3155760000 \(100 years\)/],
+    ['remember.duration 1e13', { remember: { duration: 1e13 } }, /at most 3155760000/],
+    ['remember.duration Number.MAX_VALUE', { remember: { duration: Number.MAX_VALUE } }, /at most 3155760000/],
     ['remember.sameSite none with the default secure', { remember: { sameSite: 'none' } }, /sameSite.*none.*needs `remember\.secure: true`/],
     ['remember.sameSite none with secure auto', { remember: { sameSite: 'none', secure: 'auto' } }, /remember\.secure: true/],
     ['remember.sameSite none with secure false', { remember: { sameSite: 'none', secure: false } }, /remember\.secure: true/],
@@ -211,6 +214,10 @@ t.test('invalid options fail ready() with FST_LOGIN_INVALID_OPTION', async (t) =
 
   t.test("accepts sameSite 'none' with secure true", async (t) => {
     t.ok(await registers({ secret: LOGIN_SECRET, userLoader: loader, remember: { sameSite: 'none', secure: true } }))
+  })
+
+  t.test('accepts a remember.duration of 100 years', async (t) => {
+    t.ok(await registers({ secret: LOGIN_SECRET, userLoader: loader, remember: { duration: 100 * 365.25 * 24 * 3600 } }))
   })
 
   t.test('accepts a host with a port for forceHostForRedirects', async (t) => {
