@@ -121,6 +121,7 @@ interface CookieOptions {
   httpOnly: boolean
   sameSite: 'lax' | 'strict' | 'none' | false
   maxAge?: number
+  expires?: Date
 }
 
 // @fastify/cookie's reply methods, without depending on its type declarations.
@@ -144,9 +145,14 @@ function cookieReply (reply: FastifyReply): CookieReply {
   return reply as unknown as CookieReply
 }
 
-/** Sets the remember cookie; `maxAge` is the seconds left until the token's embedded expiry. */
+/**
+ * Sets the remember cookie `value`, a token signed here; `maxAge` is the
+ * seconds left until its embedded expiry. Expires carries that expiry too,
+ * for clients that read only Expires (Flask-Login sends both).
+ */
 export function setRememberCookie (config: LoginConfig, request: FastifyRequest, reply: FastifyReply, value: string, maxAge: number): void {
-  cookieReply(reply).setCookie(config.remember.cookieName, value, { ...cookieOptions(config, request), maxAge: Math.max(0, maxAge) })
+  const expires = new Date(Number(value.split('.', 3)[2]) * 1000)
+  cookieReply(reply).setCookie(config.remember.cookieName, value, { ...cookieOptions(config, request), maxAge: Math.max(0, maxAge), expires })
 }
 
 /** Clears the remember cookie with the Path and Domain it was set with. */

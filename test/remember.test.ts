@@ -38,6 +38,15 @@ function maxAgeOf (line: string | undefined): number {
   return Number(attributes(line ?? '').get('max-age'))
 }
 
+// The Expires attribute in milliseconds, and the expiry inside the token, in milliseconds.
+function expiresOf (line: string | undefined): number {
+  return Date.parse(attributes(line ?? '').get('expires') ?? '')
+}
+
+function tokenExpiryOf (line: string | undefined): number {
+  return Number(valueOf(line ?? '').split('.')[2]) * 1000
+}
+
 function sleep (ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
@@ -62,6 +71,29 @@ t.test('remember login sets remember_token with safe defaults', async (t) => {
   t.notOk(attrs.has('secure'), 'not Secure over plain HTTP')
   // Signing and writing may straddle a second boundary.
   t.ok(Math.abs(maxAgeOf(line) - YEAR) <= 1, `Max-Age ${maxAgeOf(line)} is 365 days`)
+})
+
+// Flask: test_remember_me_uses_custom_cookie_parameters (cookie.expires)
+t.test('the remember cookie has Expires too, at the expiry inside the token', async (t) => {
+  const { line } = await rememberedLogin()
+  const expires = expiresOf(line)
+  t.equal(expires, tokenExpiryOf(line), 'Expires is the token\'s own expiry')
+  t.ok(Math.abs(expires - (Date.now() + YEAR * 1000)) <= 10_000, 'a year from now')
+})
+
+// Flask: test_remember_me_custom_duration_uses_custom_cookie, test_remember_me_accepts_duration_as_int
+t.test('a per-login duration sets Expires that far ahead', async (t) => {
+  const { line } = await rememberedLogin({}, '/login/1?remember=1&duration=3600')
+  t.equal(expiresOf(line), tokenExpiryOf(line))
+  t.ok(Math.abs(expiresOf(line) - (Date.now() + 3600 * 1000)) <= 10_000)
+})
+
+t.test('the clearing cookie of a logout has Max-Age=0 and an Expires in the past', async (t) => {
+  const { jar } = await rememberedLogin()
+  const line = setCookie(await jar.inject({ method: 'POST', url: '/logout' }))
+  t.equal(valueOf(line!), '')
+  t.equal(maxAgeOf(line), 0)
+  t.ok(expiresOf(line) < Date.now())
 })
 
 t.test('login without remember sets no remember cookie', async (t) => {
@@ -270,6 +302,8 @@ t.test('refreshEachRequest re-issues the cookie with a later expiry', async (t) 
   t.ok(line, 're-issued on a request that carries it')
   t.ok(Number(valueOf(line!).split('.')[2]) > Number(value.split('.')[2]), 'the expiry moved forward')
   t.ok(Math.abs(maxAgeOf(line) - 600) <= 1, 'the login\'s own duration is kept')
+  t.equal(expiresOf(line), tokenExpiryOf(line), 'Expires is the new expiry')
+  t.ok(expiresOf(line) > Number(value.split('.')[2]) * 1000, 'and later than the first')
   jar.restartBrowser()
   t.ok(setCookie(await jar.inject('/')), 're-issued on a restore too')
 })
@@ -289,6 +323,7 @@ t.test('a cookie signed with an older secret still verifies and is re-issued und
   const reissued = valueOf(line!)
   t.not(reissued, value)
   t.equal(reissued.split('.')[2], value.split('.')[2], 'the expiry is kept')
+  t.equal(expiresOf(line), tokenExpiryOf(line), 'and so is Expires')
   const { app: onlyB } = await buildApp({ login: { secret: SECRET_B } })
   const again = await onlyB.inject({ url: '/', headers: { cookie: `${COOKIE}=${reissued}` } })
   t.equal(again.json().user, 'Ann', 'the re-issued cookie verifies under the new secret alone')
