@@ -141,9 +141,14 @@ function serverEnvironment () {
   return env
 }
 
-/** Starts `bench/server.js <scenario>` as a child process; resolves once it listens. */
-export async function startServer (scenarioId, { execArgv = [] } = {}) {
-  const child = fork(SERVER, [scenarioId, '0'], { execArgv, env: serverEnvironment(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+/**
+ * Starts `bench/server.js <scenario>` as a child process; resolves once it
+ * listens. `execPath` runs Node through another program (valgrind, for
+ * bench/instructions.js): `execArgv` then holds that program's arguments,
+ * Node's path and Node's own flags.
+ */
+export async function startServer (scenarioId, { execArgv = [], execPath = process.execPath } = {}) {
+  const child = fork(SERVER, [scenarioId, '0'], { execArgv, execPath, env: serverEnvironment(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const pending = new Map()
   let nextId = 0
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
