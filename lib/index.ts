@@ -13,7 +13,6 @@ import { currentUser, loaderFailure, loadUser, tokenOf, type LoginContext } from
 import { publicOptions, resolveOptions } from './options.js'
 import { normaliseHost } from './redirects.js'
 import { clearRememberCookie, RememberCodec, setRememberCookie } from './remember.js'
-import { isFresh } from './freshness.js'
 import { createResponses, pass, type Guard } from './responses.js'
 import { KEY_USER_ID, sessionOf } from './session.js'
 import { kLoginState, stateOf } from './state.js'
@@ -187,11 +186,10 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   // `await`, then `app.get(...)`) never reach the onRoute hook: their
   // `config.login`, or `loginRequiredByDefault`, is applied here, per request.
   // Fastify cannot tell such a route from one declared before the register
-  // call, so both are guarded: failing closed, not open. A fresh login passes
-  // every guard, so it goes through without a look at the route.
+  // call, so both are guarded: failing closed, not open. The guard runs even
+  // for a fresh login, as on any guarded route: it marks the reply private.
   const guardEarlyRoutes: Guard = function guardEarlyRoutes (request, reply, next) {
-    const state = stateOf(request)
-    if ((state?.authenticated === true && isFresh(config, request)) || request.is404) return pass(next)
+    if (request.is404) return pass(next)
     const routeConfig = request.routeOptions.config as unknown as Record<PropertyKey, unknown> | undefined
     if (routeConfig === undefined || routeConfig[kGuardedAtRegistration] === true) return pass(next)
     const mode = routeConfig.login

@@ -29,7 +29,9 @@ interface WithState {
 }
 
 export function stateOf (request: FastifyRequest): LoginState | null {
-  return (request as unknown as WithState)[kLoginState]
+  // `?? null`: a route of a plugin registered before this one has none of
+  // its request decorations, so the property is missing there, not null.
+  return (request as unknown as WithState)[kLoginState] ?? null
 }
 
 export function attachState (request: FastifyRequest, state: LoginState): void {

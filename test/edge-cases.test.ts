@@ -1,7 +1,7 @@
 // Corners the feature files do not reach: sessions that are missing or odd,
 // callbacks that misbehave, and the less common URL forms.
 import t from 'tap'
-import Fastify, { type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import fastifyLogin, { type FastifyLoginOptions, type LoginUser } from '../lib/index.js'
@@ -215,7 +215,54 @@ t.test('loginRequiredByDefault guards routes declared after an un-awaited regist
   t.equal((await jar.inject('/static')).statusCode, 200)
   t.equal((await jar.inject('/nowhere')).statusCode, 404)
   await jar.inject({ method: 'POST', url: '/login' })
-  t.equal((await jar.inject('/private')).body, 'private')
+  const privatePage = await jar.inject('/private')
+  t.equal(privatePage.body, 'private')
+  t.equal(privatePage.headers['cache-control'], 'private, no-store', 'a fresh login still gets a private reply')
+})
+
+t.test('routes of a plugin registered before fastify-login work, and loginRequiredByDefault guards them', async (t) => {
+  for (const loginRequiredByDefault of [false, true]) {
+    t.test(`loginRequiredByDefault ${loginRequiredByDefault}`, async (t) => {
+      const app = Fastify()
+      await app.register(fastifyCookie)
+      await app.register(fastifySession, { secret: SESSION_SECRET, cookie: { secure: false }, saveUninitialized: false })
+      await app.register(async (early) => {
+        early.get('/early-page', async () => 'early page')
+        early.get('/early-open', { config: { login: false } }, async () => 'early open')
+      })
+      await app.register(fastifyLogin, { secret: LOGIN_SECRET, userLoader: () => ann as unknown as LoginUser, loginRequiredByDefault })
+      app.post('/login', { config: { login: 'optional' } }, async (request) => request.loginUser(ann as unknown as LoginUser))
+      const jar = new CookieJar(app)
+      const anonymous = await jar.inject('/early-page')
+      t.equal(anonymous.statusCode, loginRequiredByDefault ? 401 : 200, 'no 500: the missing decorations do not matter')
+      t.equal((await jar.inject('/early-open')).body, 'early open')
+      await jar.inject({ method: 'POST', url: '/login' })
+      const loggedIn = await jar.inject('/early-page')
+      t.equal(loggedIn.body, 'early page')
+      if (loginRequiredByDefault) t.equal(loggedIn.headers['cache-control'], 'private, no-store')
+    })
+  }
+})
+
+t.test('an onRoute hook in a plugin\'s scope opts its routes out of loginRequiredByDefault', async (t) => {
+  // What the README shows for plugins whose route options the app does not write (static files).
+  const publicScope = async (scope: FastifyInstance) => {
+    scope.addHook('onRoute', (route) => { route.config = { ...route.config, login: false } })
+    scope.get('/assets/app.css', async () => 'body {}')
+  }
+  for (const order of ['before', 'after'] as const) {
+    t.test(`registered ${order} fastify-login`, async (t) => {
+      const app = Fastify()
+      await app.register(fastifyCookie)
+      await app.register(fastifySession, { secret: SESSION_SECRET, cookie: { secure: false }, saveUninitialized: false })
+      if (order === 'before') await app.register(publicScope)
+      await app.register(fastifyLogin, { secret: LOGIN_SECRET, userLoader: () => ann as unknown as LoginUser, loginRequiredByDefault: true })
+      if (order === 'after') await app.register(publicScope)
+      app.get('/private', async () => 'private')
+      t.equal((await app.inject('/assets/app.css')).body, 'body {}')
+      t.equal((await app.inject('/private')).statusCode, 401, 'control: the default still guards')
+    })
+  }
 })
 
 t.test('loginRequiredByDefault also guards routes registered before the plugin, unless they opt out', async (t) => {
