@@ -52,7 +52,7 @@ const COMPILER = /v8::internal::(?:compiler|interpreter|baseline|maglev)::|v8::i
 function instructionsIn (file) {
   const match = /^(?:totals|summary): (\d+)/m.exec(readFileSync(file, 'utf8'))
   if (match === null) throw new Error(`no instruction total in ${file}`)
-  const listing = execFileSync('callgrind_annotate', ['--inclusive=no', '--threshold=100', file], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 })
+  const listing = execFileSync('callgrind_annotate', ['--inclusive=no', '--threshold=100', '--auto=no', file], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 })
   let compiler = 0
   for (const line of listing.split('\n')) {
     const row = /^\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*)$/.exec(line)

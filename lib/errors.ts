@@ -47,4 +47,4 @@ export const FST_LOGIN_INVALID_USER_ID = createError<'FST_LOGIN_INVALID_USER_ID'
   500, TypeError)
 
 export const FST_LOGIN_LOADER_FAILED = createError<'FST_LOGIN_LOADER_FAILED', 500, [string]>(
-  'FST_LOGIN_LOADER_FAILED', 'A user loader or sessionVersion failed without an Error (it threw or rejected with %s)', 500)
+  'FST_LOGIN_LOADER_FAILED', 'A user loader or another fastify-login callback failed without an Error (it threw or rejected with %s)', 500)

@@ -7,6 +7,8 @@ import { promisify } from 'node:util'
 import t from 'tap'
 
 const run = promisify(execFile)
+// Two servers start under valgrind: about a minute on a busy 2-core machine.
+t.setTimeout(300_000)
 const script = fileURLToPath(new URL('../bench/instructions.js', import.meta.url))
 
 if (spawnSync('sh', ['-c', 'command -v valgrind']).status !== 0) {
