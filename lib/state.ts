@@ -29,8 +29,8 @@ interface WithState {
 }
 
 export function stateOf (request: FastifyRequest): LoginState | null {
-  // `?? null`: a route of a plugin registered before this one has none of
-  // its request decorations, so the property is missing there, not null.
+  // `?? null`: on a route of a plugin registered before this one, the
+  // request has no own copy of this value decoration: missing, not null.
   return (request as unknown as WithState)[kLoginState] ?? null
 }
 

@@ -234,7 +234,7 @@ t.test('routes of a plugin registered before fastify-login work, and loginRequir
       app.post('/login', { config: { login: 'optional' } }, async (request) => request.loginUser(ann as unknown as LoginUser))
       const jar = new CookieJar(app)
       const anonymous = await jar.inject('/early-page')
-      t.equal(anonymous.statusCode, loginRequiredByDefault ? 401 : 200, 'no 500: the missing decorations do not matter')
+      t.equal(anonymous.statusCode, loginRequiredByDefault ? 401 : 200, 'no 500 on a route of an earlier plugin')
       t.equal((await jar.inject('/early-open')).body, 'early open')
       await jar.inject({ method: 'POST', url: '/login' })
       const loggedIn = await jar.inject('/early-page')
