@@ -228,10 +228,7 @@ export function loadUser (context: LoginContext, request: FastifyRequest, done: 
   }
   if (state.cookie !== undefined && config.userLoader !== undefined) {
     const token = tokenOf(context, state)
-    if (token !== null) {
-      fromCookie(context, request, state, session, token).then(() => { done() }, (error: unknown) => { done(loaderFailure(error)) })
-      return true
-    }
+    if (token !== null) return afterLoad(fromCookie(context, request, state, session, token), () => {}, done)
     // A bad cookie is treated as absent, and cleared.
     state.cookieAction = { kind: 'clear' }
   }

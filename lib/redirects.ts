@@ -14,7 +14,8 @@ const HTTP_SCHEMES = new Set(['http:', 'https:'])
 // eslint-disable-next-line no-control-regex
 const UNSAFE_CHARACTERS = /[\u0000-\u0020\u007f-\u009f\\\u00a0\u1680\u2000-\u200f\u2028\u2029\u202f\u205f\u3000\ufeff]/
 
-function parse (url: string, base?: string): URL | null {
+/** `url` parsed against `base`, or `null` when it is not a URL. */
+export function parse (url: string, base?: string): URL | null {
   try {
     return new URL(url, base)
   } catch {

@@ -4,7 +4,7 @@ import type { LoginView } from '../types/index.js'
 import type { LoginEventHub } from './events.js'
 import { FST_LOGIN_NEEDS_REFRESH, FST_LOGIN_UNAUTHORIZED } from './errors.js'
 import type { LoginConfig } from './options.js'
-import { buildLoginUrl, nextParam, normaliseHost } from './redirects.js'
+import { buildLoginUrl, nextParam, normaliseHost, parse } from './redirects.js'
 import { sessionOf } from './session.js'
 import { isFresh } from './freshness.js'
 import { stateOf } from './state.js'
@@ -43,9 +43,8 @@ export function prefersJson (request: FastifyRequest): boolean {
 const NO_ORIGIN = 'http://fastify-login.invalid'
 
 function routedTarget (target: string): string {
-  if (target.startsWith('/') || !URL.canParse(target)) return target
-  const absolute = new URL(target)
-  return absolute.pathname + absolute.search
+  const absolute = target.startsWith('/') ? null : parse(target)
+  return absolute === null ? target : absolute.pathname + absolute.search
 }
 
 // The request's URL on its own origin. The target is set as a path, so one
