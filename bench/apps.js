@@ -71,7 +71,7 @@ async function buildHand () {
  * plugin itself costs; `hand-flask` / `hand` is what that session content and
  * those headers cost the session layer, whoever writes the code.
  */
-async function buildHandFlask (kind) {
+async function buildHandFlask (kind, { cacheHeaders = true } = {}) {
   const app = Fastify()
   await app.register(fastifyCookie)
   await registerSession(app, kind)
@@ -93,22 +93,35 @@ async function buildHandFlask (kind) {
     request.session.set('_user_id', user.id)
     request.session.set('_fresh', true)
     request.session.set('_id', identifierOf(request))
-    reply.header('vary', 'Cookie')
+    if (cacheHeaders) reply.header('vary', 'Cookie')
     completed++
     return { ok: true }
   })
   app.get('/me', async (request, reply) => {
-    reply.header('cache-control', 'private, no-store')
+    if (cacheHeaders) reply.header('cache-control', 'private, no-store')
     const id = request.session.get('_user_id')
     if (typeof id !== 'string') return reply.code(401).send(unauthorized)
     if (request.session.get('_id') !== identifierOf(request) && request.session.get('_fresh') !== false) request.session.set('_fresh', false)
     const user = await findUser(id)
     if (user === null) return reply.code(401).send(unauthorized)
-    reply.header('vary', 'Cookie')
+    if (cacheHeaders) reply.header('vary', 'Cookie')
     completed++
     return publicUser(user)
   })
   return app
+}
+
+// fastify-login's default identifier (SHA-512 of address and User-Agent,
+// memoised) in base64url instead of hex: 86 characters instead of 128.
+const base64urlIdentifiers = new Map()
+function base64urlIdentifier (request) {
+  const source = `${request.ip}|${request.headers['user-agent'] ?? ''}`
+  let identifier = base64urlIdentifiers.get(source)
+  if (identifier === undefined) {
+    identifier = createHash('sha512').update(source, 'utf8').digest('base64url')
+    base64urlIdentifiers.set(source, identifier)
+  }
+  return identifier
 }
 
 /** @fastify/passport over either session plugin. */
@@ -197,7 +210,13 @@ export const BUILDERS = Object.freeze({
   restore: () => buildLogin('session'),
   // Diagnostics, not in the default run: what session protection's hash costs.
   'login-noprotect': () => buildLogin('session', { sessionProtection: false }),
-  'login-secure-noprotect': () => buildLogin('secure-session', { sessionProtection: false })
+  'login-secure-noprotect': () => buildLogin('secure-session', { sessionProtection: false }),
+  // Diagnostics: what the 128-character hex `_id` costs against the same
+  // SHA-512 in base64url (86 characters), and what the cache headers cost.
+  'login-b64': () => buildLogin('session', { sessionIdentifier: base64urlIdentifier }),
+  'login-secure-b64': () => buildLogin('secure-session', { sessionIdentifier: base64urlIdentifier }),
+  'hand-flask-noheaders': () => buildHandFlask('session', { cacheHeaders: false }),
+  'hand-flask-secure-noheaders': () => buildHandFlask('secure-session', { cacheHeaders: false })
 })
 
 /** Builds the app of `scenario` (not listening). One app per process: @fastify/passport is a singleton. */

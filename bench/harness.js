@@ -43,7 +43,11 @@ export const SCENARIO_IDS = Object.freeze(SCENARIOS.map((scenario) => scenario.i
 /** Diagnostic variants, run only when BENCH_SCENARIOS names them. */
 export const EXTRA_SCENARIOS = Object.freeze([
   { id: 'login-noprotect', what: '`login` with `sessionProtection: false`', expect: 'user', prepare: (url) => me(url, SESSION_COOKIE) },
-  { id: 'login-secure-noprotect', what: '`login-secure` with `sessionProtection: false`', expect: 'user', prepare: (url) => me(url, SECURE_SESSION_COOKIE) }
+  { id: 'login-secure-noprotect', what: '`login-secure` with `sessionProtection: false`', expect: 'user', prepare: (url) => me(url, SECURE_SESSION_COOKIE) },
+  { id: 'login-b64', what: '`login` with the identifier in base64url (86 characters, not 128)', expect: 'user', prepare: (url) => me(url, SESSION_COOKIE) },
+  { id: 'login-secure-b64', what: '`login-secure` with the identifier in base64url', expect: 'user', prepare: (url) => me(url, SECURE_SESSION_COOKIE) },
+  { id: 'hand-flask-noheaders', what: '`hand-flask` without the cache headers', expect: 'user', prepare: (url) => me(url, SESSION_COOKIE) },
+  { id: 'hand-flask-secure-noheaders', what: '`hand-flask-secure` without the cache headers', expect: 'user', prepare: (url) => me(url, SECURE_SESSION_COOKIE) }
 ])
 
 export function scenarioById (id) {

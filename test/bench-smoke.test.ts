@@ -34,6 +34,7 @@ interface BenchServer {
 
 interface Harness {
   SCENARIOS: readonly Scenario[]
+  EXTRA_SCENARIOS: readonly Scenario[]
   startServer (id: string): Promise<BenchServer>
   prepareScenario (scenario: Scenario, server: BenchServer): Promise<BenchRequest>
   probe (url: string, request: BenchRequest): Promise<{ status: number, body: unknown, cookies: Map<string, string> }>
@@ -67,6 +68,20 @@ t.test('every scenario answers its measured request', async (t) => {
       t.equal(round.completed, 40, 'the server counts the requests of a round')
       t.ok(round.cpuPerRequest > 0, 'the server reports its CPU time')
     })
+  }
+})
+
+t.test('every diagnostic variant answers its measured request', async (t) => {
+  const ids = harness.EXTRA_SCENARIOS.map((scenario) => scenario.id)
+  t.same(ids, ['login-noprotect', 'login-secure-noprotect', 'login-b64', 'login-secure-b64', 'hand-flask-noheaders', 'hand-flask-secure-noheaders'])
+  const servers = await Promise.all(ids.map((id) => harness.startServer(id)))
+  t.teardown(() => Promise.all(servers.map((server) => server.close())))
+  for (const [index, scenario] of harness.EXTRA_SCENARIOS.entries()) {
+    const server = servers[index]!
+    const request = await harness.prepareScenario(scenario, server)
+    const response = await harness.probe(server.url, request)
+    t.equal(response.status, 200, `${scenario.id}: status`)
+    t.same(response.body, EXPECTED[scenario.expect], `${scenario.id}: body`)
   }
 })
 
