@@ -63,6 +63,24 @@ async function buildHand () {
 }
 
 /**
+ * Flask-Login's client identifier, SHA-512 of the address and the User-Agent,
+ * memoised as fastify-login memoises it; `encoding` 'hex' is Flask-Login's
+ * 128 characters, 'base64url' 86. Written out here: a baseline must not call lib/.
+ */
+function memoisedIdentifier (encoding) {
+  const identifiers = new Map()
+  return (request) => {
+    const source = `${request.ip}|${request.headers['user-agent'] ?? ''}`
+    let identifier = identifiers.get(source)
+    if (identifier === undefined) {
+      identifier = createHash('sha512').update(source, 'utf8').digest(encoding)
+      identifiers.set(source, identifier)
+    }
+    return identifier
+  }
+}
+
+/**
  * A diagnostic, not a target's baseline: the `hand` app doing by hand the
  * per-request work the SPEC gives fastify-login on the same data. It keeps
  * Flask-Login's keys in the session (`_user_id`, `_fresh` and the 128-hex
@@ -75,16 +93,7 @@ async function buildHandFlask (kind, { cacheHeaders = true } = {}) {
   const app = Fastify()
   await app.register(fastifyCookie)
   await registerSession(app, kind)
-  const identifiers = new Map()
-  const identifierOf = (request) => {
-    const source = `${request.ip}|${request.headers['user-agent'] ?? ''}`
-    let identifier = identifiers.get(source)
-    if (identifier === undefined) {
-      identifier = createHash('sha512').update(source, 'utf8').digest('hex')
-      identifiers.set(source, identifier)
-    }
-    return identifier
-  }
+  const identifierOf = memoisedIdentifier('hex')
   app.post('/login', async (request, reply) => {
     const user = checkCredentials(request.body)
     if (user === null) return reply.code(401).send(unauthorized)
@@ -109,19 +118,6 @@ async function buildHandFlask (kind, { cacheHeaders = true } = {}) {
     return publicUser(user)
   })
   return app
-}
-
-// fastify-login's default identifier (SHA-512 of address and User-Agent,
-// memoised) in base64url instead of hex: 86 characters instead of 128.
-const base64urlIdentifiers = new Map()
-function base64urlIdentifier (request) {
-  const source = `${request.ip}|${request.headers['user-agent'] ?? ''}`
-  let identifier = base64urlIdentifiers.get(source)
-  if (identifier === undefined) {
-    identifier = createHash('sha512').update(source, 'utf8').digest('base64url')
-    base64urlIdentifiers.set(source, identifier)
-  }
-  return identifier
 }
 
 /** @fastify/passport over either session plugin. */
@@ -213,8 +209,8 @@ export const BUILDERS = Object.freeze({
   'login-secure-noprotect': () => buildLogin('secure-session', { sessionProtection: false }),
   // Diagnostics: what the 128-character hex `_id` costs against the same
   // SHA-512 in base64url (86 characters), and what the cache headers cost.
-  'login-b64': () => buildLogin('session', { sessionIdentifier: base64urlIdentifier }),
-  'login-secure-b64': () => buildLogin('secure-session', { sessionIdentifier: base64urlIdentifier }),
+  'login-b64': () => buildLogin('session', { sessionIdentifier: memoisedIdentifier('base64url') }),
+  'login-secure-b64': () => buildLogin('secure-session', { sessionIdentifier: memoisedIdentifier('base64url') }),
   'hand-flask-noheaders': () => buildHandFlask('session', { cacheHeaders: false }),
   'hand-flask-secure-noheaders': () => buildHandFlask('secure-session', { cacheHeaders: false })
 })
