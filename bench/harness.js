@@ -50,6 +50,20 @@ export const EXTRA_SCENARIOS = Object.freeze([
   { id: 'hand-flask-secure-noheaders', what: '`hand-flask-secure` without the cache headers', expect: 'user', prepare: (url) => me(url, SECURE_SESSION_COOKIE) }
 ])
 
+/**
+ * A positive number from the environment variable `name`, or `fallback` when
+ * it is unset or empty; `integer` also requires a whole number (a count).
+ */
+export function envNumber (name, fallback, { integer = false } = {}) {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!(integer ? Number.isInteger(value) : Number.isFinite(value)) || value <= 0) {
+    throw new Error(`${name} must be a positive ${integer ? 'integer' : 'number'}, got ${raw}`)
+  }
+  return value
+}
+
 export function scenarioById (id) {
   const scenario = [...SCENARIOS, ...EXTRA_SCENARIOS].find((candidate) => candidate.id === id)
   if (scenario === undefined) throw new Error(`unknown scenario ${id}; known: ${SCENARIO_IDS.join(', ')}`)

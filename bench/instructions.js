@@ -23,16 +23,8 @@ import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { SCENARIOS, measure, prepareScenario, scenarioById, startServer } from './harness.js'
+import { SCENARIOS, envNumber, measure, prepareScenario, scenarioById, startServer } from './harness.js'
 import { DIAGNOSTICS, TARGETS } from './run.js'
-
-function envCount (name, fallback) {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got ${raw}`)
-  return value
-}
 
 function log (message) {
   process.stderr.write(`[instructions] ${message}\n`)
@@ -112,9 +104,9 @@ async function main () {
   const ids = process.argv.slice(2)
   const settings = {
     scenarios: ids.length === 0 ? SCENARIOS : ids.map(scenarioById),
-    warmup: envCount('INSTR_WARMUP', 20000),
-    requests: envCount('INSTR_REQUESTS', 5000),
-    connections: envCount('INSTR_CONNECTIONS', 10),
+    warmup: envNumber('INSTR_WARMUP', 20000, { integer: true }),
+    requests: envNumber('INSTR_REQUESTS', 5000, { integer: true }),
+    connections: envNumber('INSTR_CONNECTIONS', 10, { integer: true }),
     dir: process.env.INSTR_DIR ?? mkdtempSync(join(tmpdir(), 'fastify-login-instructions-'))
   }
   log(`callgrind files in ${settings.dir}`)

@@ -24,7 +24,7 @@ import { cpus, loadavg, totalmem } from 'node:os'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { STORE_CAPACITY } from './common.js'
-import { SCENARIOS, measure, prepareScenario, scenarioById, startServer } from './harness.js'
+import { SCENARIOS, envNumber, measure, prepareScenario, scenarioById, startServer } from './harness.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -46,14 +46,6 @@ export const DIAGNOSTICS = Object.freeze([
   { subject: 'signin-login', baseline: 'signin-hand-flask', what: 'fastify-login\'s own code in a sign-in' },
   { subject: 'signin-hand-flask', baseline: 'signin-passport', what: 'writing Flask-Login\'s keys by hand, against passport\'s one key' }
 ])
-
-function envNumber (name, fallback) {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got ${raw}`)
-  return value
-}
 
 function settings () {
   const quick = process.env.BENCH_QUICK === '1' || process.argv.includes('--quick')

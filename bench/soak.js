@@ -11,22 +11,16 @@
 // BENCH_CONNECTIONS (10).
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { cannon, prepareScenario, scenarioById, startServer } from './harness.js'
+import { cannon, envNumber, prepareScenario, scenarioById, startServer } from './harness.js'
 
 const LIMIT = 0.10
-
-function count (name, fallback) {
-  const value = Number(process.env[name] ?? fallback)
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer`)
-  return value
-}
 
 const megabytes = (bytes) => (bytes / 1024 / 1024).toFixed(1)
 
 async function main () {
-  const total = count('SOAK_REQUESTS', 1_000_000)
-  const chunk = Math.min(count('SOAK_FIRST', 100_000), total)
-  const connections = count('BENCH_CONNECTIONS', 10)
+  const total = envNumber('SOAK_REQUESTS', 1_000_000, { integer: true })
+  const chunk = Math.min(envNumber('SOAK_FIRST', 100_000, { integer: true }), total)
+  const connections = envNumber('BENCH_CONNECTIONS', 10, { integer: true })
   const scenario = scenarioById(process.env.SOAK_SCENARIO ?? 'login')
   const server = await startServer(scenario.id, { execArgv: ['--expose-gc'] })
   const checkpoints = []
