@@ -220,10 +220,31 @@ export interface LoginManager {
   loginUrl (loginView: string, nextUrl?: string, nextField?: string): string
 }
 
+/** The `config.login` modes that guard a route: its handler runs only for a logged-in user. */
+export type GuardedLoginMode = 'required' | 'fresh'
+
+/**
+ * The type of `request.user` on a route whose config is `ContextConfig`: the
+ * application's user type when `config.login` is `'required'` or `'fresh'`
+ * (the route's guard lets only logged-in users through), else the user or the
+ * anonymous user. A config the types cannot know (`any`, `never`) counts as unguarded.
+ */
+export type RouteUser<ContextConfig = unknown> =
+  0 extends (1 & ContextConfig) ? LoginUser | AnonymousUser
+    : [ContextConfig] extends [never] ? LoginUser | AnonymousUser
+        : [ContextConfig] extends [{ login: GuardedLoginMode }] ? LoginUser
+            : LoginUser | AnonymousUser
+
 declare module 'fastify' {
-  interface FastifyRequest {
-    /** The loaded user, or the anonymous user. */
-    user: LoginUser | AnonymousUser
+  // A merge must repeat Fastify's type parameters; only ContextConfig is used, so `user` follows the route's config.
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  interface FastifyRequest<RouteGeneric, RawServer, RawRequest, SchemaCompiler, TypeProvider, ContextConfig, Logger, RequestType> {
+    /**
+     * The loaded user, or the anonymous user. On a route declared with
+     * `config: { login: 'required' }` or `'fresh'`, the user type: the route's
+     * guard lets only logged-in users reach its handler.
+     */
+    user: RouteUser<ContextConfig>
     /** True when a real user is loaded; narrows `request.user`. */
     isAuthenticated (): this is Omit<this, 'user'> & { user: LoginUser }
     /** The login was made on this session and is still fresh. */
