@@ -44,6 +44,8 @@ describe('require(\'fastify-login\')', () => {
     expect<fastifyLogin.LoginEvents>().type.toBe<esm.LoginEvents>()
     expect<fastifyLogin.LoginEventListener<'userLoggedIn'>>().type.toBe<esm.LoginEventListener<'userLoggedIn'>>()
     expect<fastifyLogin.RouteLoginMode>().type.toBe<esm.RouteLoginMode>()
+    expect<fastifyLogin.GuardedLoginMode>().type.toBe<esm.GuardedLoginMode>()
+    expect<fastifyLogin.RouteUser<{ login: 'required' }>>().type.toBe<esm.RouteUser<{ login: 'required' }>>()
     expect<fastifyLogin.UserMixin>().type.toBe<esm.UserMixin>()
   })
 
@@ -64,6 +66,14 @@ describe('require(\'fastify-login\')', () => {
       return request.safeNextUrl()
     })
     expect(app.loginManager).type.toBe<fastifyLogin.LoginManager>()
+  })
+
+  test('types request.user on guarded routes', () => {
+    const app = fastify()
+    app.get('/account', { config: { login: 'required' } }, async (request) => {
+      expect(request.user).type.toBe<fastifyLogin.LoginUser>()
+      return 'ok'
+    })
   })
 })
 

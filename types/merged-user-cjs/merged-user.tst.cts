@@ -42,3 +42,24 @@ test('the loader and loginUser take the member type', () => {
     return request.loginUser({ id: 'm1' })
   })
 })
+
+test('a guarded route gives the member without narrowing; other routes keep the union', () => {
+  const app = fastify()
+  app.get('/me', { config: { login: 'required' } }, async (request) => {
+    expect(request.user).type.toBe<Member>()
+    return request.user.displayName
+  })
+  app.route({
+    method: 'POST',
+    url: '/name',
+    config: { login: 'fresh' },
+    preHandler: async (request) => { expect(request.user).type.toBe<Member>() },
+    handler: async (request) => request.user.displayName
+  })
+  app.get('/maybe', { config: { login: 'optional' } }, async (request) => {
+    expect(request.user).type.toBe<Member | fastifyLogin.AnonymousUser>()
+    expect(request.user).type.not.toBe<Member>()
+    return null
+  })
+  expect<fastifyLogin.RouteUser<{ login: 'fresh' }>>().type.toBe<Member>()
+})

@@ -1,35 +1,15 @@
 // Type tests of an application that names its user and anonymous user types
-// by declaration merging. Merging changes the whole program, so this file has
-// its own tsconfig.json and is checked apart from the other type tests.
+// by declaration merging (in ./app-types.ts). Merging changes the whole
+// program, so this folder has its own tsconfig.json and is checked apart from
+// the other type tests.
 import fastify, { type FastifyRequest } from 'fastify'
 import { describe, expect, test } from 'tstyche'
 import fastifyLogin, {
-  AnonymousUserMixin, UserMixin,
+  AnonymousUserMixin,
   type AnonymousUser, type FastifyLoginOptions, type LoginUser, type UserEvent
 } from 'fastify-login'
 import { loginAs } from 'fastify-login/testing'
-
-class User extends UserMixin {
-  override readonly id: number
-  readonly email: string
-
-  constructor (id: number, email: string) {
-    super()
-    this.id = id
-    this.email = email
-  }
-}
-
-class Guest extends AnonymousUserMixin {
-  readonly locale = 'en'
-}
-
-declare module 'fastify-login' {
-  interface FastifyLoginTypes {
-    user: User
-    anonymousUser: Guest
-  }
-}
+import { Guest, User } from './app-types.js'
 
 const secret = 'a-secret-of-at-least-thirty-two-characters'
 const users = new Map<string, User>()
