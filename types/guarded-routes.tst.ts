@@ -425,6 +425,24 @@ describe('where the union stays', () => {
   })
 })
 
+// These hold in the types but not at run time; the README documents them.
+describe('what the types cannot see', () => {
+  test('a guarded route that accepts an exempt method is typed as guarded (OPTIONS passes every guard by default)', () => {
+    const app = fastify()
+    app.options('/account', { config: { login: 'required' } }, async (request) => {
+      expect(request.user).type.toBe<LoginUser>()
+      return 'ok'
+    })
+  })
+
+  test('a config given only as a type argument, or through the handler\'s own request type, needs no config.login', () => {
+    const app = fastify()
+    const account = async (request: GuardedRequest): Promise<string> => String(request.user)
+    expect(app.get).type.toBeCallableWith('/open', account)
+    expect(app.get<RouteGenericInterface, { login: 'required' }>).type.toBeCallableWith('/open', async () => 'ok')
+  })
+})
+
 describe('RouteUser', () => {
   test('is the user type for guarded configs and the union for the rest', () => {
     expect<RouteUser<{ login: 'required' }>>().type.toBe<LoginUser>()
