@@ -1,0 +1,369 @@
+// Guards that cannot fail open (SPEC section 15): the named requireLogin /
+// requireFreshLogin exports, the final `config.login` whichever onRoute hook
+// set it, handlers that do not send, registering twice, and a forgotten
+// `await` on loginUser, logoutUser or confirmLogin.
+import t from 'tap'
+import { createRequire } from 'node:module'
+import { execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type RouteOptions } from 'fastify'
+import fastifyAuth from '@fastify/auth'
+import fastifyCookie from '@fastify/cookie'
+import fastifySession from '@fastify/session'
+import fastifyLogin, { requireFreshLogin, requireLogin, type FastifyLoginOptions } from '../lib/index.js'
+import { CookieJar, LOGIN_SECRET, SESSION_SECRET, User } from './helpers.js'
+
+const ann = new User('1', 'Ann')
+
+function loginOptions (extra: Partial<FastifyLoginOptions> = {}): FastifyLoginOptions {
+  return { secret: LOGIN_SECRET, userLoader: (id: string) => (id === '1' ? ann : null), ...extra } as FastifyLoginOptions
+}
+
+/** An app with cookies and sessions, but no fastify-login yet. */
+async function sessionApp (): Promise<FastifyInstance> {
+  const app = Fastify()
+  await app.register(fastifyCookie)
+  await app.register(fastifySession, { secret: SESSION_SECRET, cookie: { secure: false }, saveUninitialized: false })
+  return app
+}
+
+/** POST /login logs Ann in (`?fresh=0`: not fresh); open under loginRequiredByDefault. */
+function addLoginRoute (scope: FastifyInstance): void {
+  scope.post<{ Querystring: { fresh?: string } }>('/login', { config: { login: 'optional' } }, async (request) => ({
+    ok: await request.loginUser(ann, { fresh: request.query.fresh !== '0' })
+  }))
+}
+
+async function loggedIn (app: FastifyInstance, query = ''): Promise<CookieJar> {
+  const jar = new CookieJar(app)
+  const response = await jar.inject({ method: 'POST', url: `/login${query}` })
+  if (response.json().ok !== true) throw new Error('login failed')
+  return jar
+}
+
+/** A handler that records that it ran: on a guarded route it must not, for an anonymous request. */
+function recorder (): { ran: string[], handler: (request: { url: string }) => Promise<string> } {
+  const ran: string[] = []
+  return { ran, handler: async (request) => { ran.push(request.url); return 'secret' } }
+}
+
+t.test('the named requireLogin and requireFreshLogin', async (t) => {
+  t.test('guard routes declared before the plugin has loaded', async (t) => {
+    const app = Fastify()
+    app.register(fastifyCookie)
+    app.register(fastifySession, { secret: SESSION_SECRET, cookie: { secure: false }, saveUninitialized: false })
+    app.register(fastifyLogin, loginOptions())
+    // What `app.requireLogin` cannot do here: it is still undefined.
+    t.equal(app.requireLogin, undefined)
+    const { ran, handler } = recorder()
+    app.get('/account', { preHandler: requireLogin }, handler)
+    app.get('/settings', { preHandler: requireFreshLogin }, handler)
+    addLoginRoute(app)
+    const anonymous = await app.inject('/account')
+    t.equal(anonymous.statusCode, 401)
+    t.equal(anonymous.json().code, 'FST_LOGIN_UNAUTHORIZED')
+    t.equal((await app.inject('/settings')).json().code, 'FST_LOGIN_UNAUTHORIZED')
+    t.equal((await app.inject({ method: 'HEAD', url: '/account' })).statusCode, 401, 'the HEAD route too')
+    t.same(ran, [])
+    const stale = await loggedIn(app, '?fresh=0')
+    t.equal((await stale.inject('/account')).body, 'secret')
+    t.equal((await stale.inject('/settings')).json().code, 'FST_LOGIN_NEEDS_REFRESH')
+    const fresh = await loggedIn(app)
+    t.equal((await fresh.inject('/settings')).body, 'secret')
+    t.same(ran, ['/account', '/settings'])
+  })
+
+  t.test('guard routes of a plugin registered before fastify-login, with its options', async (t) => {
+    const app = await sessionApp()
+    const { ran, handler } = recorder()
+    await app.register(async (early) => {
+      early.get('/early', { preHandler: requireLogin }, handler)
+    })
+    await app.register(fastifyLogin, loginOptions({ loginView: '/sign-in' }))
+    addLoginRoute(app)
+    const browser = await app.inject({ url: '/early', headers: { accept: 'text/html' } })
+    t.equal(browser.statusCode, 302)
+    t.equal(browser.headers.location, '/sign-in?next=%2Fearly')
+    t.same(ran, [])
+    const jar = await loggedIn(app)
+    t.equal((await jar.inject('/early')).body, 'secret')
+  })
+
+  t.test('are the same guards as app.requireLogin after the plugin has loaded', async (t) => {
+    const app = await sessionApp()
+    await app.register(fastifyLogin, loginOptions())
+    app.get('/both', { preHandler: [app.requireLogin, requireLogin] }, async () => 'ok')
+    addLoginRoute(app)
+    t.equal((await app.inject('/both')).statusCode, 401)
+    const jar = await loggedIn(app)
+    const response = await jar.inject('/both')
+    t.equal(response.body, 'ok')
+    t.equal(response.headers['cache-control'], 'private, no-store')
+  })
+
+  t.test('answer 500 FST_LOGIN_NOT_REGISTERED where no fastify-login is registered', async (t) => {
+    const app = await sessionApp()
+    const { ran, handler } = recorder()
+    app.get('/nowhere', { preHandler: requireLogin }, handler)
+    app.get('/nowhere-fresh', { preHandler: requireFreshLogin }, handler)
+    for (const url of ['/nowhere', '/nowhere-fresh']) {
+      const response = await app.inject(url)
+      t.equal(response.statusCode, 500, url)
+      t.equal(response.json().code, 'FST_LOGIN_NOT_REGISTERED', url)
+    }
+    t.same(ran, [])
+  })
+
+  t.test('fail closed in a scope beside or above the one fastify-login is registered in', async (t) => {
+    const app = await sessionApp()
+    const { ran, handler } = recorder()
+    await app.register(async (members) => {
+      await members.register(fastifyLogin, loginOptions())
+      members.get('/members', { preHandler: requireLogin }, handler)
+      addLoginRoute(members)
+    })
+    await app.register(async (sibling) => {
+      sibling.get('/sibling', { preHandler: requireLogin }, handler)
+    })
+    app.get('/root', { preHandler: requireLogin }, handler)
+    const jar = await loggedIn(app)
+    t.equal((await jar.inject('/members')).body, 'secret', 'control: the scope with the plugin')
+    for (const url of ['/sibling', '/root']) {
+      const response = await jar.inject(url)
+      t.equal(response.statusCode, 500, url)
+      t.equal(response.json().code, 'FST_LOGIN_NOT_REGISTERED', url)
+    }
+    t.same(ran, ['/members'])
+  })
+
+  t.test('called by hand in an async hook: resolve when the login does, reject when no plugin is registered', async (t) => {
+    const app = await sessionApp()
+    const results: unknown[] = []
+    const hook = async function (this: FastifyInstance, request: Parameters<typeof requireLogin>[0], reply: Parameters<typeof requireLogin>[1]) {
+      results.push(await requireLogin.call(this, request, reply))
+    }
+    await app.register(async (scope) => {
+      await scope.register(fastifyLogin, loginOptions())
+      scope.get('/manual', { preHandler: hook }, async () => 'manual')
+      addLoginRoute(scope)
+    })
+    app.get('/unregistered', { preHandler: hook }, async () => 'unregistered')
+    const jar = await loggedIn(app)
+    t.equal((await jar.inject('/manual')).body, 'manual')
+    t.same(results, [undefined])
+    t.equal((await app.inject('/manual')).json().code, 'FST_LOGIN_UNAUTHORIZED')
+    t.equal((await jar.inject('/unregistered')).json().code, 'FST_LOGIN_NOT_REGISTERED')
+    t.same(results, [undefined])
+  })
+
+  t.test('compose with @fastify/auth', async (t) => {
+    const app = await sessionApp()
+    await app.register(fastifyAuth)
+    const apiKey = async (request: { headers: Record<string, unknown> }): Promise<void> => {
+      if (request.headers['x-api-key'] !== 'k') throw new Error('no key')
+    }
+    await app.register(async (scope) => {
+      await scope.register(fastifyLogin, loginOptions())
+      scope.get('/either', { preHandler: scope.auth([apiKey, requireFreshLogin]) }, async () => 'either')
+      scope.get('/both', { preHandler: scope.auth([requireLogin, apiKey], { relation: 'and' }) }, async () => 'both')
+      addLoginRoute(scope)
+    })
+    app.get('/outside', { preHandler: app.auth([requireLogin, apiKey], { relation: 'and' }) }, async () => 'outside')
+    t.equal((await app.inject('/either')).statusCode, 401)
+    t.equal((await app.inject({ url: '/either', headers: { 'x-api-key': 'k' } })).body, 'either')
+    t.equal((await app.inject({ url: '/both', headers: { 'x-api-key': 'k' } })).json().code, 'FST_LOGIN_UNAUTHORIZED')
+    const jar = await loggedIn(app)
+    t.equal((await jar.inject('/either')).body, 'either')
+    t.equal((await jar.inject({ url: '/both', headers: { 'x-api-key': 'k' } })).body, 'both')
+    const outside = await jar.inject({ url: '/outside', headers: { 'x-api-key': 'k' } })
+    t.equal(outside.statusCode, 500)
+    t.equal(outside.json().code, 'FST_LOGIN_NOT_REGISTERED')
+  })
+})
+
+t.test('the named guards across the ES module and CommonJS builds', async (t) => {
+  // The package itself, as a consumer loads it.
+  const root = fileURLToPath(new URL('..', import.meta.url))
+  if (!existsSync(new URL('../dist/esm/lib/index.js', import.meta.url)) || !existsSync(new URL('../dist/cjs/main.js', import.meta.url))) {
+    execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'ignore' })
+  }
+  type Package = typeof import('../lib/index.js')
+  const cjs = createRequire(import.meta.url)('fastify-login') as Package & Package['default']
+  const esm = await import('fastify-login' as string) as Package
+  t.equal(typeof cjs.requireLogin, 'function', "require('fastify-login').requireLogin")
+  t.equal(typeof cjs.requireFreshLogin, 'function')
+  t.not(cjs.requireLogin, esm.requireLogin, 'two builds, two functions')
+
+  const pairs = [['ESM', esm, 'CommonJS', cjs], ['CommonJS', cjs, 'ESM', esm]] as const
+  for (const [pluginBuild, plugin, guardBuild, guards] of pairs) {
+    t.test(`a guard of the ${guardBuild} build on a plugin of the ${pluginBuild} build`, async (t) => {
+      const app = await sessionApp()
+      const { ran, handler } = recorder()
+      await app.register(plugin.default, loginOptions())
+      app.get('/a', { preHandler: guards.requireLogin }, handler)
+      app.get('/f', { preHandler: guards.requireFreshLogin }, handler)
+      addLoginRoute(app)
+      t.equal((await app.inject('/a')).json().code, 'FST_LOGIN_UNAUTHORIZED')
+      const stale = await loggedIn(app, '?fresh=0')
+      t.equal((await stale.inject('/a')).body, 'secret')
+      t.equal((await stale.inject('/f')).json().code, 'FST_LOGIN_NEEDS_REFRESH')
+      t.same(ran, ['/a'])
+    })
+  }
+
+  t.test('registering both builds in one scope is registering twice', async (t) => {
+    const app = await sessionApp()
+    await app.register(esm.default, loginOptions())
+    await t.rejects(async () => { await app.register(cjs, loginOptions()) }, { code: 'FST_LOGIN_ALREADY_REGISTERED' })
+  })
+})
+
+/** An encapsulated plugin whose onRoute hook sets `config.login` on its routes. */
+function scopeSetting (login: unknown, add: (scope: FastifyInstance) => void): FastifyPluginAsync {
+  return async (scope) => {
+    scope.addHook('onRoute', (route) => { route.config = { ...route.config, login: login as false } })
+    add(scope)
+  }
+}
+
+t.test('the final config.login, whichever onRoute hook set it', async (t) => {
+  for (const order of ['after', 'before'] as const) {
+    t.test(`a hook registered ${order} the plugin that sets 'required' guards the route`, async (t) => {
+      const app = await sessionApp()
+      const { ran, handler } = recorder()
+      if (order === 'after') await app.register(fastifyLogin, loginOptions())
+      app.addHook('onRoute', (route) => {
+        if (route.url.startsWith('/admin')) route.config = { ...route.config, login: 'required' }
+      })
+      if (order === 'before') await app.register(fastifyLogin, loginOptions())
+      app.get('/admin', handler)
+      addLoginRoute(app)
+      t.equal((await app.inject('/admin')).json().code, 'FST_LOGIN_UNAUTHORIZED')
+      t.equal((await app.inject({ method: 'HEAD', url: '/admin' })).statusCode, 401, 'its HEAD route too')
+      t.same(ran, [])
+      const jar = await loggedIn(app, '?fresh=0')
+      t.equal((await jar.inject('/admin')).body, 'secret')
+    })
+  }
+
+  t.test("an encapsulated plugin's hook that sets 'fresh' gets the fresh guard", async (t) => {
+    const app = await sessionApp()
+    await app.register(fastifyLogin, loginOptions())
+    const { ran, handler } = recorder()
+    await app.register(scopeSetting('fresh', (scope) => { scope.get('/billing', handler) }))
+    addLoginRoute(app)
+    t.equal((await app.inject('/billing')).json().code, 'FST_LOGIN_UNAUTHORIZED')
+    const stale = await loggedIn(app, '?fresh=0')
+    t.equal((await stale.inject('/billing')).json().code, 'FST_LOGIN_NEEDS_REFRESH')
+    t.same(ran, [])
+    const fresh = await loggedIn(app)
+    t.equal((await fresh.inject('/billing')).body, 'secret')
+  })
+
+  t.test("under loginRequiredByDefault, a late 'fresh' gets the fresh guard and a late 'optional' or false opts out", async (t) => {
+    const app = await sessionApp()
+    await app.register(fastifyLogin, loginOptions({ loginRequiredByDefault: true }))
+    const { ran, handler } = recorder()
+    await app.register(scopeSetting('fresh', (scope) => { scope.get('/billing', handler) }))
+    await app.register(scopeSetting('optional', (scope) => { scope.get('/about', async () => 'about') }))
+    await app.register(scopeSetting(false, (scope) => { scope.get('/health', async () => 'ok') }))
+    app.get('/default', handler)
+    addLoginRoute(app)
+    const stale = await loggedIn(app, '?fresh=0')
+    t.equal((await stale.inject('/billing')).json().code, 'FST_LOGIN_NEEDS_REFRESH')
+    t.equal((await stale.inject('/default')).body, 'secret', 'control: the default needs any login')
+    t.same(ran, ['/default'])
+    t.equal((await app.inject('/about')).body, 'about')
+    t.equal((await app.inject('/health')).body, 'ok')
+    t.equal((await app.inject('/default')).statusCode, 401)
+  })
+
+  t.test('a preHandler a later hook assigns runs behind the guard', async (t) => {
+    const app = await sessionApp()
+    await app.register(fastifyLogin, loginOptions())
+    const seen: string[] = []
+    const audit = async (request: { url: string }): Promise<void> => { seen.push(request.url) }
+    app.addHook('onRoute', (route: RouteOptions) => {
+      if (route.url !== '/audited') return
+      route.config = { ...route.config, login: 'required' }
+      const existing = route.preHandler === undefined ? [] : [route.preHandler].flat()
+      route.preHandler = [...existing, audit]
+    })
+    app.get('/audited', { preHandler: async () => { seen.push('own') } }, async () => 'audited')
+    addLoginRoute(app)
+    t.equal((await app.inject('/audited')).statusCode, 401)
+    t.same(seen, [], 'neither hook ran for an anonymous request')
+    const jar = await loggedIn(app)
+    t.equal((await jar.inject('/audited')).body, 'audited')
+    t.same(seen, ['own', '/audited'])
+  })
+
+  t.test('an invalid config.login from a later hook fails ready() with FST_LOGIN_INVALID_OPTION', async (t) => {
+    const app = await sessionApp()
+    await app.register(fastifyLogin, loginOptions())
+    app.register(scopeSetting('always', (scope) => { scope.get('/bad', async () => 'bad') }))
+    await t.rejects(app.ready(), { code: 'FST_LOGIN_INVALID_OPTION', message: /GET \/bad: `config\.login`/ })
+  })
+
+  t.test('a later hook may correct an invalid value: the final one counts', async (t) => {
+    const app = await sessionApp()
+    await app.register(fastifyLogin, loginOptions())
+    await app.register(scopeSetting('required', (scope) => {
+      scope.get('/fixed', { config: { login: 'yes' as unknown as false } }, async () => 'fixed')
+    }))
+    t.equal((await app.inject('/fixed')).statusCode, 401)
+  })
+})
+
+t.test('registering fastify-login twice', async (t) => {
+  t.test('in one scope rejects register with FST_LOGIN_ALREADY_REGISTERED, and ready()', async (t) => {
+    const app = await sessionApp()
+    await app.register(fastifyLogin, loginOptions())
+    await t.rejects(async () => { await app.register(fastifyLogin, loginOptions()) }, { code: 'FST_LOGIN_ALREADY_REGISTERED' })
+    await t.rejects(app.ready(), { code: 'FST_LOGIN_ALREADY_REGISTERED' })
+  })
+
+  t.test('without await rejects ready()', async (t) => {
+    const app = Fastify()
+    app.register(fastifyCookie)
+    app.register(fastifySession, { secret: SESSION_SECRET, cookie: { secure: false }, saveUninitialized: false })
+    app.register(fastifyLogin, loginOptions())
+    app.register(fastifyLogin, loginOptions())
+    await t.rejects(app.ready(), { code: 'FST_LOGIN_ALREADY_REGISTERED' })
+  })
+
+  t.test('in a scope inside one that has it rejects', async (t) => {
+    const app = await sessionApp()
+    await app.register(fastifyLogin, loginOptions())
+    const error = await app.register(async (child) => {
+      await child.register(fastifyLogin, loginOptions())
+    }).then(() => null, (error: unknown) => error)
+    t.match(error, { code: 'FST_LOGIN_ALREADY_REGISTERED' })
+  })
+
+  t.test('in sibling scopes works: each scope has its own, with its own options', async (t) => {
+    const app = await sessionApp()
+    const heard: string[] = []
+    const scope = (prefix: string, options: Partial<FastifyLoginOptions>): FastifyPluginAsync => async (instance) => {
+      await instance.register(fastifyLogin, loginOptions(options))
+      instance.loginManager.on('userUnauthorized', () => { heard.push(prefix) })
+      instance.get('/who', { preHandler: requireLogin }, async (request) => ({ user: (request.user as User).name, scope: prefix }))
+      instance.get('/config', { config: { login: 'required' } }, async () => prefix)
+      addLoginRoute(instance)
+    }
+    await app.register(scope('web', { loginView: '/web/sign-in' }), { prefix: '/web' })
+    await app.register(scope('api', { userLoader: (id: string) => (id === '1' ? new User('1', 'Ann via the API') : null) }), { prefix: '/api' })
+    const web = await app.inject({ url: '/web/who', headers: { accept: 'text/html' } })
+    t.equal(web.statusCode, 302)
+    t.equal(web.headers.location, '/web/sign-in?next=%2Fweb%2Fwho')
+    const api = await app.inject({ url: '/api/who', headers: { accept: 'text/html' } })
+    t.equal(api.statusCode, 401, 'no login view in this scope')
+    t.equal((await app.inject('/api/config')).statusCode, 401)
+    t.same(heard, ['web', 'api', 'api'], "each scope's own events")
+    const jar = new CookieJar(app)
+    await jar.inject({ method: 'POST', url: '/web/login' })
+    t.same((await jar.inject('/web/who')).json(), { user: 'Ann', scope: 'web' })
+    t.same((await jar.inject('/api/who')).json(), { user: 'Ann via the API', scope: 'api' }, "the same session, each scope's loader")
+  })
+})
