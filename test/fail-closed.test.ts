@@ -2,12 +2,14 @@
 // requireFreshLogin exports, the final `config.login` whichever onRoute hook
 // set it, handlers that do not send, registering twice, and a forgotten
 // `await` on loginUser, logoutUser or confirmLogin.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { createRequire } from 'node:module'
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { request as httpRequest } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import Fastify, { type FastifyInstance, type FastifyPluginAsync, type RouteOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type InjectOptions, type RouteOptions } from 'fastify'
 import fastifyAuth from '@fastify/auth'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
@@ -303,7 +305,7 @@ t.test('the final config.login, whichever onRoute hook set it', async (t) => {
     const app = await sessionApp()
     await app.register(fastifyLogin, loginOptions())
     app.register(scopeSetting('always', (scope) => { scope.get('/bad', async () => 'bad') }))
-    await t.rejects(app.ready(), { code: 'FST_LOGIN_INVALID_OPTION', message: /GET \/bad: `config\.login`/ })
+    await t.rejects(async () => { await app.ready() }, { code: 'FST_LOGIN_INVALID_OPTION', message: /GET \/bad: `config\.login`/ })
   })
 
   t.test('a later hook may correct an invalid value: the final one counts', async (t) => {
@@ -321,7 +323,7 @@ t.test('registering fastify-login twice', async (t) => {
     const app = await sessionApp()
     await app.register(fastifyLogin, loginOptions())
     await t.rejects(async () => { await app.register(fastifyLogin, loginOptions()) }, { code: 'FST_LOGIN_ALREADY_REGISTERED' })
-    await t.rejects(app.ready(), { code: 'FST_LOGIN_ALREADY_REGISTERED' })
+    await t.rejects(async () => { await app.ready() }, { code: 'FST_LOGIN_ALREADY_REGISTERED' })
   })
 
   t.test('without await rejects ready()', async (t) => {
@@ -330,7 +332,7 @@ t.test('registering fastify-login twice', async (t) => {
     app.register(fastifySession, { secret: SESSION_SECRET, cookie: { secure: false }, saveUninitialized: false })
     app.register(fastifyLogin, loginOptions())
     app.register(fastifyLogin, loginOptions())
-    await t.rejects(app.ready(), { code: 'FST_LOGIN_ALREADY_REGISTERED' })
+    await t.rejects(async () => { await app.ready() }, { code: 'FST_LOGIN_ALREADY_REGISTERED' })
   })
 
   t.test('in a scope inside one that has it rejects', async (t) => {
@@ -365,5 +367,192 @@ t.test('registering fastify-login twice', async (t) => {
     await jar.inject({ method: 'POST', url: '/web/login' })
     t.same((await jar.inject('/web/who')).json(), { user: 'Ann', scope: 'web' })
     t.same((await jar.inject('/api/who')).json(), { user: 'Ann via the API', scope: 'api' }, "the same session, each scope's loader")
+  })
+})
+
+t.test('an unauthorizedHandler or needsRefreshHandler that does not send', async (t) => {
+  async function guardedApp (login: Partial<FastifyLoginOptions>): Promise<{ app: FastifyInstance, ran: string[] }> {
+    const app = await sessionApp()
+    await app.register(fastifyLogin, loginOptions(login))
+    const { ran, handler } = recorder()
+    app.get('/private', { config: { login: 'fresh' } }, handler)
+    app.get('/named', { preHandler: requireFreshLogin }, handler)
+    app.get('/manual', async (request, reply) => {
+      await app.loginManager.unauthorized(request, reply)
+      return reply
+    })
+    addLoginRoute(app)
+    return { app, ran }
+  }
+
+  // Today's failure is a request that never ends: fail fast instead.
+  async function injectWithin (app: FastifyInstance, options: InjectOptions) {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((resolve, reject) => { timer = setTimeout(() => { reject(new Error('no answer within 2 s')) }, 2000) })
+    try {
+      return await Promise.race([app.inject(options), timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  const onlyStatus = {
+    'a synchronous one that only sets the status': (_request: unknown, reply: { code (status: number): unknown }) => { reply.code(401) },
+    'an async one that only sets the status': async (_request: unknown, reply: { code (status: number): unknown }) => { reply.code(403) },
+    'one that does nothing': () => {}
+  }
+  for (const [name, handler] of Object.entries(onlyStatus)) {
+    t.test(`${name}: the default 401 errors answer`, async (t) => {
+      const { app, ran } = await guardedApp({ unauthorizedHandler: handler, needsRefreshHandler: handler })
+      for (const url of ['/private', '/named']) {
+        const anonymous = await injectWithin(app, { url })
+        t.equal(anonymous.statusCode, 401, url)
+        t.equal(anonymous.json().code, 'FST_LOGIN_UNAUTHORIZED', url)
+      }
+      const manual = await injectWithin(app, { url: '/manual' })
+      t.equal(manual.json().code, 'FST_LOGIN_UNAUTHORIZED', 'loginManager.unauthorized rejects with the error')
+      const stale = await loggedIn(app, '?fresh=0')
+      for (const url of ['/private', '/named']) {
+        const response = await stale.inject(url)
+        t.equal(response.statusCode, 401, url)
+        t.equal(response.json().code, 'FST_LOGIN_NEEDS_REFRESH', url)
+      }
+      t.same(ran, [])
+    })
+  }
+
+  t.test('one that sends without returning, while slow onSend hooks run, answers once', async (t) => {
+    const logs: string[] = []
+    const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { logs.push(line) } } } })
+    await app.register(fastifyCookie)
+    await app.register(fastifySession, { secret: SESSION_SECRET, cookie: { secure: false }, saveUninitialized: false })
+    await app.register(fastifyLogin, loginOptions({ unauthorizedHandler: (_request, reply) => { reply.code(401).send({ custom: true }) } }))
+    app.addHook('onSend', async () => { await new Promise((resolve) => setImmediate(resolve)) })
+    const { ran, handler } = recorder()
+    app.get('/private', { config: { login: 'required' } }, handler)
+    const response = await injectWithin(app, { url: '/private' })
+    t.equal(response.statusCode, 401)
+    t.same(response.json(), { custom: true })
+    t.same(ran, [])
+    t.same(logs, [], 'nothing sent twice')
+  })
+
+  t.test('one that throws: its error answers', async (t) => {
+    const failure = Object.assign(new Error('handler failed'), { statusCode: 403 })
+    const { app, ran } = await guardedApp({ unauthorizedHandler: async () => { throw failure } })
+    const response = await injectWithin(app, { url: '/private' })
+    t.equal(response.statusCode, 403)
+    t.equal(response.json().message, 'handler failed')
+    t.same(ran, [])
+  })
+
+  t.test('one that hijacks the reply answers by itself', async (t) => {
+    const { app, ran } = await guardedApp({
+      unauthorizedHandler: (_request, reply) => {
+        reply.hijack()
+        reply.raw.writeHead(401, { 'content-type': 'text/plain' })
+        reply.raw.end('raw answer')
+      }
+    })
+    const response = await injectWithin(app, { url: '/private' })
+    t.equal(response.statusCode, 401)
+    t.equal(response.body, 'raw answer')
+    t.same(ran, [])
+  })
+
+  t.test('one that returns reply and sends it later is waited for', async (t) => {
+    const { app, ran } = await guardedApp({
+      unauthorizedHandler: (_request, reply) => {
+        setImmediate(() => { reply.code(401).send('later') })
+        return reply
+      }
+    })
+    const response = await injectWithin(app, { url: '/private' })
+    t.equal(response.body, 'later')
+    t.same(ran, [])
+  })
+})
+
+t.test('over a real connection, a client that leaves never reaches the guarded handler', async (t) => {
+  /** Sends GET `path`; leaves (destroys the socket) once `leave` settles, unless an answer came first. */
+  function visit (port: number, path: string, leave: Promise<unknown>): Promise<number | null> {
+    return new Promise((resolve) => {
+      const request = httpRequest({ host: '127.0.0.1', port, path, headers: { accept: 'text/html' } })
+      request.on('response', (response) => {
+        response.resume()
+        response.on('end', () => { resolve(response.statusCode ?? null) })
+      })
+      request.on('error', () => {})
+      leave.then(() => {
+        request.destroy()
+        resolve(null)
+      }, () => {})
+      request.end()
+    })
+  }
+
+  /**
+   * Serves `/private` (config.login 'required') on 127.0.0.1; `outcome` settles with 'handler' if the
+   * route's handler ran, or with 'error' once the guard's failure reached the error handler.
+   */
+  async function serve (t: Test, login: Partial<FastifyLoginOptions>, extra?: (app: FastifyInstance) => void) {
+    const app = await sessionApp()
+    await app.register(fastifyLogin, loginOptions(login))
+    let settle: (value: 'handler' | 'error') => void = () => {}
+    const outcome = new Promise<'handler' | 'error'>((resolve) => { settle = resolve })
+    app.setErrorHandler((error, _request, reply) => {
+      settle('error')
+      return reply.send(error)
+    })
+    extra?.(app)
+    app.get('/private', { config: { login: 'required' } }, async () => {
+      settle('handler')
+      return 'secret'
+    })
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    t.teardown(() => app.close())
+    return { port: (app.server.address() as AddressInfo).port, outcome }
+  }
+
+  const within = (ms: number): Promise<void> => new Promise((resolve) => { setTimeout(resolve, ms).unref() })
+
+  t.test('an unauthorizedHandler that only sets a status: the 401 comes at once', async (t) => {
+    let called: () => void = () => {}
+    const handlerCalled = new Promise<void>((resolve) => { called = resolve })
+    const { port, outcome } = await serve(t, { unauthorizedHandler: (_request, reply) => { called(); reply.code(401) } })
+    // Today the request hangs: the client gives up a moment after the handler was called.
+    const status = await visit(port, '/private', handlerCalled.then(() => within(500)))
+    t.equal(status, 401)
+    t.equal(await outcome, 'error')
+  })
+
+  t.test('an unauthorizedHandler that returns reply without ever sending it: the client leaves', async (t) => {
+    let called: () => void = () => {}
+    const handlerCalled = new Promise<void>((resolve) => { called = resolve })
+    const { port, outcome } = await serve(t, {
+      unauthorizedHandler: (_request, reply) => {
+        called()
+        return reply.code(401)
+      }
+    })
+    t.equal(await visit(port, '/private', handlerCalled), null)
+    t.equal(await outcome, 'error', 'the guard failed; the handler did not run')
+  })
+
+  t.test('the redirect to the login view, still in a slow onSend hook when the client leaves', async (t) => {
+    let sending: () => void = () => {}
+    const inOnSend = new Promise<void>((resolve) => { sending = resolve })
+    const { port, outcome } = await serve(t, { loginView: '/sign-in' }, (app) => {
+      // An onSend hook that takes its time (a session store saving): here, until a moment after the client has gone.
+      app.addHook('onSend', async (request) => {
+        const socket = request.raw.socket
+        if (socket.destroyed) return
+        sending()
+        await new Promise((resolve) => socket.once('close', resolve))
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      })
+    })
+    t.equal(await visit(port, '/private', inOnSend), null)
+    t.equal(await outcome, 'error', 'the guard failed; the handler did not run')
   })
 })
