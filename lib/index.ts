@@ -12,6 +12,7 @@ import { LoginEventHub } from './events.js'
 import { createRouteGuards, kGuards } from './guards.js'
 import { currentUser, loaderFailure, loadUser, tokenOf, type LoginContext } from './loading.js'
 import { publicOptions, resolveOptions } from './options.js'
+import { counted, logNotAwaited } from './not-awaited.js'
 import { normaliseHost } from './redirects.js'
 import { clearRememberCookie, RememberCodec, setRememberCookie } from './remember.js'
 import { createResponses } from './responses.js'
@@ -91,9 +92,9 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   fastify.decorateRequest('isAuthenticated', actions.isAuthenticated)
   fastify.decorateRequest('loginFresh', { getter (this: FastifyRequest) { return actions.loginFresh.call(this) } })
   fastify.decorateRequest('loginRemembered', { getter (this: FastifyRequest) { return actions.loginRemembered.call(this) } })
-  fastify.decorateRequest('loginUser', actions.loginUser)
-  fastify.decorateRequest('logoutUser', actions.logoutUser)
-  fastify.decorateRequest('confirmLogin', actions.confirmLogin)
+  fastify.decorateRequest('loginUser', counted(context, 'loginUser', actions.loginUser))
+  fastify.decorateRequest('logoutUser', counted(context, 'logoutUser', actions.logoutUser))
+  fastify.decorateRequest('confirmLogin', counted(context, 'confirmLogin', actions.confirmLogin))
   fastify.decorateRequest('safeNextUrl', actions.safeNextUrl)
 
   const onRequest: onRequestHookHandler = function loadLoginUser (request, reply, next) {
@@ -127,6 +128,7 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
       next(null, payload)
       return
     }
+    if (state.pendingCalls !== 0) logNotAwaited(request, state)
     if (state.source === 'session' || state.source === 'remember') varyByCookie(reply)
     if (state.cookie === undefined && state.cookieAction === null) {
       next(null, payload)

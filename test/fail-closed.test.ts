@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import Fastify, { type FastifyInstance, type FastifyPluginAsync, type InjectOptions, type RouteOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type InjectOptions, type RouteOptions, type Session } from 'fastify'
 import fastifyAuth from '@fastify/auth'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
@@ -554,5 +554,85 @@ t.test('over a real connection, a client that leaves never reaches the guarded h
     })
     t.equal(await visit(port, '/private', inOnSend), null)
     t.equal(await outcome, 'error', 'the guard failed; the handler did not run')
+  })
+})
+
+t.test('a reply sent while loginUser or logoutUser is still running is logged at error level', async (t) => {
+  /** A session store that answers on a later turn of the event loop, as a networked one does. */
+  function asyncStore (): fastifySession.SessionStore {
+    const data = new Map<string, Session>()
+    const later = (callback: () => void): void => { setImmediate(callback) }
+    return {
+      get (id, callback) { later(() => { callback(null, data.get(id)) }) },
+      set (id, session, callback) { later(() => { data.set(id, session); callback() }) },
+      destroy (id, callback) { later(() => { data.delete(id); callback() }) }
+    }
+  }
+
+  async function loggingApp (store?: fastifySession.SessionStore) {
+    const lines: Array<{ level: number, msg: string, err?: { code?: string } }> = []
+    const app = Fastify({ logger: { level: 'error', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } } })
+    await app.register(fastifyCookie)
+    await app.register(fastifySession, { secret: SESSION_SECRET, cookie: { secure: false }, saveUninitialized: false, ...(store === undefined ? {} : { store }) })
+    await app.register(fastifyLogin, loginOptions())
+    app.post('/forgot-login', async (request) => {
+      // The missing `await` under test.
+      request.loginUser(ann, { remember: request.headers['x-remember'] === '1' }).catch(() => {})
+      return 'sent'
+    })
+    app.post('/forgot-logout', async (request) => {
+      request.logoutUser().catch(() => {})
+      return 'sent'
+    })
+    app.post('/awaited', async (request) => {
+      await request.loginUser(ann, { remember: true })
+      await request.confirmLogin()
+      await request.logoutUser()
+      return 'sent'
+    })
+    addLoginRoute(app)
+    return { app, lines }
+  }
+
+  function notAwaited (lines: Array<{ level: number, msg: string, err?: { code?: string } }>) {
+    return lines.filter((line) => line.err?.code === 'FST_LOGIN_NOT_AWAITED')
+  }
+
+  t.test('loginUser with an asynchronous session store', async (t) => {
+    const { app, lines } = await loggingApp(asyncStore())
+    const response = await app.inject({ method: 'POST', url: '/forgot-login' })
+    t.equal(response.body, 'sent')
+    const logged = notAwaited(lines)
+    t.equal(logged.length, 1)
+    t.equal(logged[0]?.level, 50, 'error level')
+    t.match(logged[0]?.msg, /request\.loginUser\(\) was still running .*`await request\.loginUser\(…\)`/)
+  })
+
+  t.test('loginUser with remember: the remember cookie would be lost', async (t) => {
+    const { app, lines } = await loggingApp()
+    const response = await app.inject({ method: 'POST', url: '/forgot-login', headers: { 'x-remember': '1' } })
+    t.equal(response.body, 'sent')
+    const logged = notAwaited(lines)
+    t.equal(logged.length, 1)
+    t.match(logged[0]?.msg, /await request\.loginUser/)
+  })
+
+  t.test('logoutUser with an asynchronous session store', async (t) => {
+    const { app, lines } = await loggingApp(asyncStore())
+    const jar = await loggedIn(app)
+    t.same(notAwaited(lines), [], 'the awaited login logged nothing')
+    await jar.inject({ method: 'POST', url: '/forgot-logout' })
+    const logged = notAwaited(lines)
+    t.equal(logged.length, 1)
+    t.match(logged[0]?.msg, /request\.logoutUser\(\) was still running .*`await request\.logoutUser\(…\)`/)
+  })
+
+  t.test('awaited calls log nothing', async (t) => {
+    for (const store of [undefined, asyncStore()]) {
+      const { app, lines } = await loggingApp(store)
+      const response = await app.inject({ method: 'POST', url: '/awaited' })
+      t.equal(response.body, 'sent')
+      t.same(lines, [])
+    }
   })
 })
