@@ -92,6 +92,23 @@ t.test('the named requireLogin and requireFreshLogin', async (t) => {
     t.equal((await jar.inject('/early')).body, 'secret')
   })
 
+  t.test('guard a not-found handler declared before the plugin has loaded', async (t) => {
+    const app = Fastify()
+    app.register(fastifyCookie)
+    app.register(fastifySession, { secret: SESSION_SECRET, cookie: { secure: false }, saveUninitialized: false })
+    const notFound: string[] = []
+    app.setNotFoundHandler({ preHandler: requireLogin }, async (request, reply) => {
+      notFound.push(request.url)
+      return reply.code(404).send({ missing: request.url })
+    })
+    app.register(fastifyLogin, loginOptions())
+    addLoginRoute(app)
+    t.equal((await app.inject('/no-such-page')).json().code, 'FST_LOGIN_UNAUTHORIZED')
+    t.same(notFound, [])
+    const jar = await loggedIn(app)
+    t.same((await jar.inject('/no-such-page')).json(), { missing: '/no-such-page' })
+  })
+
   t.test('are the same guards as app.requireLogin after the plugin has loaded', async (t) => {
     const app = await sessionApp()
     await app.register(fastifyLogin, loginOptions())
