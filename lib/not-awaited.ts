@@ -16,14 +16,9 @@ export function counted<A extends unknown[], R> (context: LoginContext, name: st
     state.pendingCall = name
     state.pendingCalls++
     const settled = (): void => { state.pendingCalls-- }
-    let result: Promise<R>
-    try {
-      result = action.apply(this, args)
-    } catch (error) {
-      settled()
-      throw error
-    }
-    // Registered before the caller's `await`: the count is down when the caller goes on.
+    // The actions are async functions: they reject, never throw. Registered
+    // before the caller's `await`, `settled` runs before the caller goes on.
+    const result = action.apply(this, args)
     result.then(settled, settled)
     return result
   }

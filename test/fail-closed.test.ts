@@ -477,6 +477,23 @@ t.test('an unauthorizedHandler or needsRefreshHandler that does not send', async
     t.same(ran, [])
   })
 
+  t.test("leaves another plugin's wrapper of reply.send in place", async (t) => {
+    const { app, ran } = await guardedApp({ unauthorizedHandler: (_request, reply) => reply.code(401).send('custom') })
+    const wrapped: string[] = []
+    app.addHook('onRequest', async (request, reply) => {
+      const send = reply.send
+      reply.send = function (payload) {
+        wrapped.push(request.url)
+        return send.call(this, payload)
+      }
+    })
+    await app.ready()
+    t.equal((await injectWithin(app, { url: '/private' })).body, 'custom')
+    t.equal((await app.inject({ method: 'POST', url: '/login' })).statusCode, 200)
+    t.same(wrapped, ['/private', '/login'])
+    t.same(ran, [])
+  })
+
   t.test('one that returns reply and sends it later is waited for', async (t) => {
     const { app, ran } = await guardedApp({
       unauthorizedHandler: (_request, reply) => {
