@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
-import Fastify, { type FastifyInstance, type FastifyPluginAsync, type InjectOptions, type RouteOptions, type Session } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type InjectOptions, type LightMyRequestResponse, type RouteOptions, type Session } from 'fastify'
 import fastifyAuth from '@fastify/auth'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
@@ -44,6 +44,12 @@ async function loggedIn (app: FastifyInstance, query = ''): Promise<CookieJar> {
   return jar
 }
 
+/** Asserts the error answer of a guard: its status and code. */
+function isError (t: Test, response: LightMyRequestResponse, statusCode: number, code: string, label = code): void {
+  t.equal(response.statusCode, statusCode, label)
+  t.equal(response.json().code, code, label)
+}
+
 /** A handler that records that it ran: on a guarded route it must not, for an anonymous request. */
 function recorder (): { ran: string[], handler: (request: { url: string }) => Promise<string> } {
   const ran: string[] = []
@@ -62,9 +68,7 @@ t.test('the named requireLogin and requireFreshLogin', async (t) => {
     app.get('/account', { preHandler: requireLogin }, handler)
     app.get('/settings', { preHandler: requireFreshLogin }, handler)
     addLoginRoute(app)
-    const anonymous = await app.inject('/account')
-    t.equal(anonymous.statusCode, 401)
-    t.equal(anonymous.json().code, 'FST_LOGIN_UNAUTHORIZED')
+    isError(t, await app.inject('/account'), 401, 'FST_LOGIN_UNAUTHORIZED')
     t.equal((await app.inject('/settings')).json().code, 'FST_LOGIN_UNAUTHORIZED')
     t.equal((await app.inject({ method: 'HEAD', url: '/account' })).statusCode, 401, 'the HEAD route too')
     t.same(ran, [])
@@ -126,11 +130,7 @@ t.test('the named requireLogin and requireFreshLogin', async (t) => {
     const { ran, handler } = recorder()
     app.get('/nowhere', { preHandler: requireLogin }, handler)
     app.get('/nowhere-fresh', { preHandler: requireFreshLogin }, handler)
-    for (const url of ['/nowhere', '/nowhere-fresh']) {
-      const response = await app.inject(url)
-      t.equal(response.statusCode, 500, url)
-      t.equal(response.json().code, 'FST_LOGIN_NOT_REGISTERED', url)
-    }
+    for (const url of ['/nowhere', '/nowhere-fresh']) isError(t, await app.inject(url), 500, 'FST_LOGIN_NOT_REGISTERED', url)
     t.same(ran, [])
   })
 
@@ -148,11 +148,7 @@ t.test('the named requireLogin and requireFreshLogin', async (t) => {
     app.get('/root', { preHandler: requireLogin }, handler)
     const jar = await loggedIn(app)
     t.equal((await jar.inject('/members')).body, 'secret', 'control: the scope with the plugin')
-    for (const url of ['/sibling', '/root']) {
-      const response = await jar.inject(url)
-      t.equal(response.statusCode, 500, url)
-      t.equal(response.json().code, 'FST_LOGIN_NOT_REGISTERED', url)
-    }
+    for (const url of ['/sibling', '/root']) isError(t, await jar.inject(url), 500, 'FST_LOGIN_NOT_REGISTERED', url)
     t.same(ran, ['/members'])
   })
 
@@ -195,9 +191,7 @@ t.test('the named requireLogin and requireFreshLogin', async (t) => {
     const jar = await loggedIn(app)
     t.equal((await jar.inject('/either')).body, 'either')
     t.equal((await jar.inject({ url: '/both', headers: { 'x-api-key': 'k' } })).body, 'both')
-    const outside = await jar.inject({ url: '/outside', headers: { 'x-api-key': 'k' } })
-    t.equal(outside.statusCode, 500)
-    t.equal(outside.json().code, 'FST_LOGIN_NOT_REGISTERED')
+    isError(t, await jar.inject({ url: '/outside', headers: { 'x-api-key': 'k' } }), 500, 'FST_LOGIN_NOT_REGISTERED')
   })
 })
 
@@ -421,19 +415,11 @@ t.test('an unauthorizedHandler or needsRefreshHandler that does not send', async
   for (const [name, handler] of Object.entries(onlyStatus)) {
     t.test(`${name}: the default 401 errors answer`, async (t) => {
       const { app, ran } = await guardedApp({ unauthorizedHandler: handler, needsRefreshHandler: handler })
-      for (const url of ['/private', '/named']) {
-        const anonymous = await injectWithin(app, { url })
-        t.equal(anonymous.statusCode, 401, url)
-        t.equal(anonymous.json().code, 'FST_LOGIN_UNAUTHORIZED', url)
-      }
+      for (const url of ['/private', '/named']) isError(t, await injectWithin(app, { url }), 401, 'FST_LOGIN_UNAUTHORIZED', url)
       const manual = await injectWithin(app, { url: '/manual' })
       t.equal(manual.json().code, 'FST_LOGIN_UNAUTHORIZED', 'loginManager.unauthorized rejects with the error')
       const stale = await loggedIn(app, '?fresh=0')
-      for (const url of ['/private', '/named']) {
-        const response = await stale.inject(url)
-        t.equal(response.statusCode, 401, url)
-        t.equal(response.json().code, 'FST_LOGIN_NEEDS_REFRESH', url)
-      }
+      for (const url of ['/private', '/named']) isError(t, await stale.inject(url), 401, 'FST_LOGIN_NEEDS_REFRESH', url)
       t.same(ran, [])
     })
   }
