@@ -167,8 +167,19 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   done()
 }
 
+// avvio does not catch what a plugin throws: a decorator another plugin has
+// already taken (`request.user`, say) would crash the process, out of reach
+// of `await app.register(…)`. It becomes register's error instead.
+const registerSafely: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin (fastify, options, done) {
+  try {
+    plugin(fastify, options, done)
+  } catch (error) {
+    done(error as Error)
+  }
+}
+
 /** The fastify-login plugin. */
-export const fastifyLogin = fp(plugin, {
+export const fastifyLogin = fp(registerSafely, {
   fastify: '5.x',
   name: 'fastify-login'
 })

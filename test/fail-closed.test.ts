@@ -355,6 +355,12 @@ t.test('registering fastify-login twice', async (t) => {
     t.match(error, { code: 'FST_LOGIN_ALREADY_REGISTERED' })
   })
 
+  t.test("a decorator another plugin has taken rejects register with Fastify's error, without a crash", async (t) => {
+    const app = await sessionApp()
+    app.decorateRequest('user', { getter: () => ({ name: 'from another plugin' }) })
+    await t.rejects(async () => { await app.register(fastifyLogin, loginOptions()) }, { code: 'FST_ERR_DEC_ALREADY_PRESENT', message: /'user'/ })
+  })
+
   t.test('in sibling scopes works: each scope has its own, with its own options', async (t) => {
     const app = await sessionApp()
     const heard: string[] = []
