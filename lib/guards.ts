@@ -86,6 +86,16 @@ export function createRouteGuards (config: LoginConfig, responses: Responses): R
     return undefined
   }
 
+  function stronger (guard: Guard | undefined, other: Guard | undefined): Guard | undefined {
+    return guard === responses.requireFreshLogin || other === responses.requireFreshLogin ? responses.requireFreshLogin : guard ?? other
+  }
+
+  // Fastify makes the HEAD twin of a GET route (exposeHeadRoute) right after
+  // it, from the options as declared, and runs the onRoute hooks again. A hook
+  // that guards by method would leave the twin, which runs the same handler,
+  // open: the twin gets at least the guard of the GET route before it.
+  let lastGet: { readonly url: string, readonly guard: Guard | undefined } | null = null
+
   // Fastify reads a route's `preHandler` only after every onRoute hook has
   // run (registered before or after this one), right before it copies
   // `config` into the route, and again at ready. Reading it through this
@@ -94,17 +104,19 @@ export function createRouteGuards (config: LoginConfig, responses: Responses): R
   // the guard. An invalid value throws there: registration or ready() fails.
   function onRoute (route: RouteOptions): void {
     let hooks = route.preHandler
+    const twinGuard = route.method === 'HEAD' && lastGet?.url === route.url ? lastGet.guard : undefined
     Object.defineProperty(route, 'preHandler', {
       configurable: true,
       enumerable: true,
-      get: () => finalHooks(route, hooks),
+      get: () => finalHooks(route, hooks, twinGuard),
       set (value: RouteHooks) { hooks = value }
     })
   }
 
-  function finalHooks (route: RouteOptions, hooks: RouteHooks): RouteHooks {
+  function finalHooks (route: RouteOptions, hooks: RouteHooks, twinGuard: Guard | undefined): RouteHooks {
     const routeConfig = route.config as Record<PropertyKey, unknown> | undefined
-    const guard = guardFor(routeConfig?.login, route.method, route.url)
+    const guard = stronger(guardFor(routeConfig?.login, route.method, route.url), twinGuard)
+    if ([route.method].flat().includes('GET')) lastGet = { url: route.url, guard }
     // Marked, so the request-time check below leaves this route alone.
     if (routeConfig?.[kGuardedAtRegistration] !== true) {
       route.config = { ...route.config, [kGuardedAtRegistration]: true } as RouteOptions['config']

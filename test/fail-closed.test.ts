@@ -260,6 +260,29 @@ t.test('the final config.login, whichever onRoute hook set it', async (t) => {
     })
   }
 
+  t.test('the HEAD twin of a GET route guarded by a hook that looks at the method is guarded alike', async (t) => {
+    const app = await sessionApp()
+    await app.register(fastifyLogin, loginOptions())
+    app.addHook('onRoute', (route) => {
+      if (route.method === 'GET' && route.url.startsWith('/admin')) route.config = { ...route.config, login: route.url === '/admin/keys' ? 'fresh' : 'required' }
+    })
+    const { ran, handler } = recorder()
+    app.get('/admin', handler)
+    app.get('/admin/keys', { config: { login: 'optional' } }, handler)
+    app.get('/open', async () => 'open')
+    app.head('/admin/explicit', { config: { login: 'required' } }, async (_request, reply) => reply.send())
+    addLoginRoute(app)
+    for (const url of ['/admin', '/admin/keys', '/admin/explicit']) {
+      t.equal((await app.inject({ method: 'HEAD', url })).statusCode, 401, `HEAD ${url}`)
+    }
+    t.equal((await app.inject({ method: 'HEAD', url: '/open' })).statusCode, 200, 'control: an open route')
+    t.same(ran, [])
+    const stale = await loggedIn(app, '?fresh=0')
+    t.equal((await stale.inject({ method: 'HEAD', url: '/admin' })).statusCode, 200)
+    t.equal((await stale.inject({ method: 'HEAD', url: '/admin/keys' })).statusCode, 401, "the GET route's fresh guard")
+    t.same(ran, ['/admin'])
+  })
+
   t.test("an encapsulated plugin's hook that sets 'fresh' gets the fresh guard", async (t) => {
     const app = await sessionApp()
     await app.register(fastifyLogin, loginOptions())
