@@ -48,3 +48,18 @@ export const FST_LOGIN_INVALID_USER_ID = createError<'FST_LOGIN_INVALID_USER_ID'
 
 export const FST_LOGIN_LOADER_FAILED = createError<'FST_LOGIN_LOADER_FAILED', 500, [string]>(
   'FST_LOGIN_LOADER_FAILED', 'A user loader or another fastify-login callback failed without an Error (it threw or rejected with %s)', 500)
+
+export const FST_LOGIN_NOT_REGISTERED = createError<'FST_LOGIN_NOT_REGISTERED', 500, []>(
+  'FST_LOGIN_NOT_REGISTERED',
+  'requireLogin / requireFreshLogin guard a route on which no fastify-login is registered: register fastify-login in this route\'s scope or a parent of it',
+  500)
+
+export const FST_LOGIN_ALREADY_REGISTERED = createError<'FST_LOGIN_ALREADY_REGISTERED', 500, []>(
+  'FST_LOGIN_ALREADY_REGISTERED',
+  'fastify-login is already registered in this scope or a parent of it: register it once (sibling encapsulated scopes may each have their own)',
+  500)
+
+export const FST_LOGIN_NOT_AWAITED = createError<'FST_LOGIN_NOT_AWAITED', 500, [string, string]>(
+  'FST_LOGIN_NOT_AWAITED',
+  'request.%s() was still running when the reply was sent, so what it writes (the login, the session, the remember cookie) may be lost: `await request.%s(…)` before replying',
+  500)

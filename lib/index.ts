@@ -1,19 +1,21 @@
 // fastify-login: user session management for Fastify (Flask-Login's feature
 // set). This file only wires the modules into Fastify.
 import type {
-  FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler, onSendHookHandler,
+  FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, onRequestHookHandler, onSendHookHandler,
   preHandlerAsyncHookHandler, preHandlerHookHandler
 } from 'fastify'
 import fp from 'fastify-plugin'
 import type { FastifyLoginOptions, LoginEventListener, LoginEventName, LoginManager } from '../types/index.js'
 import { createActions } from './actions.js'
-import { FST_LOGIN_INVALID_OPTION, FST_LOGIN_MISSING_COOKIE, FST_LOGIN_MISSING_SESSION } from './errors.js'
+import { FST_LOGIN_ALREADY_REGISTERED, FST_LOGIN_INVALID_OPTION, FST_LOGIN_MISSING_COOKIE, FST_LOGIN_MISSING_SESSION } from './errors.js'
 import { LoginEventHub } from './events.js'
+import { createRouteGuards, kGuards } from './guards.js'
 import { currentUser, loaderFailure, loadUser, tokenOf, type LoginContext } from './loading.js'
+import { counted, logNotAwaited } from './not-awaited.js'
 import { publicOptions, resolveOptions } from './options.js'
 import { normaliseHost } from './redirects.js'
 import { clearRememberCookie, RememberCodec, setRememberCookie } from './remember.js'
-import { createResponses, pass, type Guard } from './responses.js'
+import { createResponses } from './responses.js'
 import { KEY_USER_ID, sessionOf } from './session.js'
 import { kLoginState, stateOf } from './state.js'
 import { kTestLogins, TICKET_HEADER, type PendingTestLogin } from './test-tickets.js'
@@ -21,6 +23,7 @@ import { kTestLogins, TICKET_HEADER, type PendingTestLogin } from './test-ticket
 export type * from '../types/index.js'
 export { AnonymousUserMixin, UserMixin } from './mixins.js'
 export { isSafeRedirectUrl } from './redirects.js'
+export { requireFreshLogin, requireLogin } from './guards.js'
 export { SESSION_KEYS } from './session.js'
 export { EVENT_NAMES } from './events.js'
 export * from './errors.js'
@@ -28,11 +31,6 @@ export {
   DEFAULT_EXEMPT_METHODS, DEFAULT_LOGIN_MESSAGE, DEFAULT_MESSAGE_CATEGORY, DEFAULT_NEEDS_REFRESH_MESSAGE,
   DEFAULT_NEXT_FIELD, DEFAULT_REMEMBER_COOKIE_NAME, DEFAULT_REMEMBER_DURATION, MIN_SECRET_LENGTH
 } from './options.js'
-
-function asArray<T> (value: T | T[] | undefined): T[] {
-  if (value === undefined) return []
-  return Array.isArray(value) ? value : [value]
-}
 
 // A response for a user from a cookie must not be served to anybody else by a shared cache.
 function varyByCookie (reply: FastifyReply): void {
@@ -46,11 +44,9 @@ function varyByCookie (reply: FastifyReply): void {
   reply.header('vary', current === '' ? 'Cookie' : `${current}, Cookie`)
 }
 
-const kGuardedAtRegistration = Symbol('fastify-login.guardedAtRegistration')
-
-const ROUTE_MODES = new Set<unknown>(['required', 'fresh', 'optional', false, undefined])
-
 function checkEnvironment (fastify: FastifyInstance): void {
+  // Its decorators would collide with the first one's: Fastify would throw outside register's promise.
+  if (fastify.hasDecorator('loginManager')) throw new FST_LOGIN_ALREADY_REGISTERED()
   if (!fastify.hasReplyDecorator('setCookie') || !fastify.hasRequestDecorator('cookies')) throw new FST_LOGIN_MISSING_COOKIE()
   if (!fastify.hasRequestDecorator('session')) throw new FST_LOGIN_MISSING_SESSION()
 }
@@ -96,9 +92,9 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   fastify.decorateRequest('isAuthenticated', actions.isAuthenticated)
   fastify.decorateRequest('loginFresh', { getter (this: FastifyRequest) { return actions.loginFresh.call(this) } })
   fastify.decorateRequest('loginRemembered', { getter (this: FastifyRequest) { return actions.loginRemembered.call(this) } })
-  fastify.decorateRequest('loginUser', actions.loginUser)
-  fastify.decorateRequest('logoutUser', actions.logoutUser)
-  fastify.decorateRequest('confirmLogin', actions.confirmLogin)
+  fastify.decorateRequest('loginUser', counted(context, 'loginUser', actions.loginUser))
+  fastify.decorateRequest('logoutUser', counted(context, 'logoutUser', actions.logoutUser))
+  fastify.decorateRequest('confirmLogin', counted(context, 'confirmLogin', actions.confirmLogin))
   fastify.decorateRequest('safeNextUrl', actions.safeNextUrl)
 
   const onRequest: onRequestHookHandler = function loadLoginUser (request, reply, next) {
@@ -132,6 +128,7 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
       next(null, payload)
       return
     }
+    if (state.pendingCalls !== 0) logNotAwaited(request, state)
     if (state.source === 'session' || state.source === 'remember') varyByCookie(reply)
     if (state.cookie === undefined && state.cookieAction === null) {
       next(null, payload)
@@ -161,59 +158,28 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   fastify.addHook('onRequest', onRequest)
   fastify.addHook('onSend', onSend)
 
-  function invalidMode (method: unknown, url: unknown): Error {
-    return new FST_LOGIN_INVALID_OPTION(`route ${String(method)} ${String(url)}: \`config.login\` must be 'required', 'fresh', 'optional' or false`)
-  }
-
-  function guardFor (mode: unknown): Guard | undefined {
-    if (mode === 'fresh') return responses.requireFreshLogin
-    if (mode === 'required') return responses.requireLogin
-    return mode === undefined && config.loginRequiredByDefault ? requireLoginByDefault : undefined
-  }
-
-  fastify.addHook('onRoute', (route) => {
-    const mode: unknown = route.config?.login
-    if (!ROUTE_MODES.has(mode)) throw invalidMode(route.method, route.url)
-    // Marked, so the request-time check below leaves this route alone.
-    const marked = { ...route.config, [kGuardedAtRegistration]: true }
-    route.config = marked
-    const guard = guardFor(mode)
-    if (guard === undefined) return
-    route.preHandler = [guard, ...asArray(route.preHandler)]
-  })
-
-  // Routes added before this plugin loaded (`app.register(...)` without
-  // `await`, then `app.get(...)`) never reach the onRoute hook: their
-  // `config.login`, or `loginRequiredByDefault`, is applied here, per request.
-  // Fastify cannot tell such a route from one declared before the register
-  // call, so both are guarded: failing closed, not open. The guard runs even
-  // for a fresh login, as on any guarded route: it marks the reply private.
-  const guardEarlyRoutes: Guard = function guardEarlyRoutes (request, reply, next) {
-    if (request.is404) return pass(next)
-    const routeConfig = request.routeOptions.config as unknown as Record<PropertyKey, unknown> | undefined
-    if (routeConfig === undefined || routeConfig[kGuardedAtRegistration] === true) return pass(next)
-    const mode = routeConfig.login
-    if (!ROUTE_MODES.has(mode)) throw invalidMode(request.method, request.routeOptions.url)
-    const guard = guardFor(mode)
-    if (guard === undefined) return pass(next)
-    // As on a route: Fastify goes on when the promise settles, unless the reply was sent.
-    return guard.call(this, request, reply, next)
-  }
+  const routeGuards = createRouteGuards(config, responses)
+  fastify.decorateRequest(kGuards, { getter: () => routeGuards.named })
+  fastify.addHook('onRoute', routeGuards.onRoute)
   // Only routes already in the router now can have escaped the onRoute hook.
-  if (fastify.printRoutes() !== '(empty tree)') fastify.addHook('preHandler', guardEarlyRoutes as preHandlerHookHandler)
-
-  // A later onRoute hook (an encapsulated plugin's) may still opt the route out.
-  function requireLoginByDefault (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply, next?: HookHandlerDoneFunction): Promise<unknown> | undefined {
-    const mode: unknown = request.routeOptions.config?.login
-    if (mode === 'optional' || mode === false) return pass(next)
-    return responses.requireLogin.call(this, request, reply, next)
-  }
+  if (fastify.printRoutes() !== '(empty tree)') fastify.addHook('preHandler', routeGuards.guardEarlyRoutes as preHandlerHookHandler)
 
   done()
 }
 
+// avvio does not catch what a plugin throws: a decorator another plugin has
+// already taken (`request.user`, say) would crash the process, out of reach
+// of `await app.register(…)`. It becomes register's error instead.
+const registerSafely: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin (fastify, options, done) {
+  try {
+    plugin(fastify, options, done)
+  } catch (error) {
+    done(error as Error)
+  }
+}
+
 /** The fastify-login plugin. */
-export const fastifyLogin = fp(plugin, {
+export const fastifyLogin = fp(registerSafely, {
   fastify: '5.x',
   name: 'fastify-login'
 })

@@ -34,7 +34,9 @@ export function ensureState (context: LoginContext, request: FastifyRequest): Lo
     source: null,
     cookie: (request as WithCookies).cookies?.[context.config.remember.cookieName],
     token: undefined,
-    cookieAction: null
+    cookieAction: null,
+    pendingCalls: 0,
+    pendingCall: ''
   }
   attachState(request, state)
   return state

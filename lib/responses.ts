@@ -111,7 +111,8 @@ export function createResponses (config: LoginConfig, events: LoginEventHub): Re
   async function respond (flow: Flow, request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (events.wanted(flow.event)) events.emit(flow.event, { request })
     if (flow.handler !== undefined) {
-      await flow.handler(request, reply)
+      // A handler that only sets a status would leave the request waiting: the default error answers.
+      if (!await sentBy(flow.handler, request, reply)) throw new flow.Failure()
       return
     }
     const view: unknown = typeof flow.view === 'function' ? flow.view(request) : flow.view
@@ -141,8 +142,13 @@ export function createResponses (config: LoginConfig, events: LoginEventHub): Re
   }
 
   // The guards answer with the flow's response when the login does not do.
+  // They settle once the response is out: Fastify then skips the handler. A
+  // client that leaves before (the reply still in onSend hooks) ends the wait
+  // with the reply unsent; going on would run the handler anonymously.
   async function deny (flow: Flow, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     await respond(flow, request, reply)
+    if (!reply.sent) await reply
+    if (!reply.sent) throw new flow.Failure()
     return reply
   }
 
@@ -168,6 +174,30 @@ export function createResponses (config: LoginConfig, events: LoginEventHub): Re
     requireLogin,
     requireFreshLogin
   }
+}
+
+/**
+ * Calls a custom handler; true when it sent the reply (or hijacked it).
+ * `reply.sent` alone cannot tell: a reply whose onSend hooks are still running
+ * is not sent yet, and sending the error then would send twice. So `send` is
+ * watched while the handler runs; a handler that returns `reply` promises to
+ * send it, as a route handler may, and is waited for.
+ */
+async function sentBy (handler: NonNullable<LoginConfig['unauthorizedHandler']>, request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+  let sending = false
+  const own = Object.getOwnPropertyDescriptor(reply, 'send')
+  const send = reply.send
+  reply.send = function watchedSend (this: FastifyReply, payload?: unknown): FastifyReply {
+    sending = true
+    return send.call(this, payload)
+  }
+  try {
+    await handler(request, reply)
+  } finally {
+    if (own === undefined) delete (reply as { send?: unknown }).send
+    else Object.defineProperty(reply, 'send', own)
+  }
+  return sending || reply.sent
 }
 
 /** A guard as it is implemented (see `pass`); published as `preHandlerAsyncHookHandler`. */

@@ -20,6 +20,10 @@ export interface LoginState {
   /** The verified remember token; `undefined` until verified. */
   token: RememberToken | null | undefined
   cookieAction: CookieAction | null
+  /** loginUser, logoutUser and confirmLogin calls still running: a reply sent meanwhile is logged. */
+  pendingCalls: number
+  /** The last of those calls to start, for the log. */
+  pendingCall: string
 }
 
 export const kLoginState = Symbol('fastify-login.state')

@@ -84,3 +84,12 @@ describe('require(\'fastify-login/testing\')', () => {
     expect(testing.loginAs(app, { id: 1 }, { fresh: false })).type.toBe<Promise<string>>()
   })
 })
+
+describe('the named guards from require(\'fastify-login\')', () => {
+  test('are the ES module\'s, as async preHandler hooks', () => {
+    expect(fastifyLogin.requireLogin).type.toBe<typeof esm.requireLogin>()
+    expect(fastifyLogin.requireFreshLogin).type.toBe<fastify.preHandlerAsyncHookHandler>()
+    const app = fastify()
+    app.get('/account', { preHandler: [fastifyLogin.requireLogin, fastifyLogin.requireFreshLogin] }, async () => 'account')
+  })
+})
