@@ -171,8 +171,8 @@ async function fromCookie (context: LoginContext, request: FastifyRequest, state
   if (!codec.versionMatches(token, version)) return dropLogin(context, request, state, null)
   if (session !== null) {
     // The session becomes a login: rotate its id as a login would.
-    const target = config.regenerateSession ? await rotateSession(request, session, LOGIN_KEYS) : session
-    if (!config.regenerateSession) removeKeys(target, LOGIN_KEYS)
+    const target = config.regenerateSession ? await rotateSession(request, session, config.keysReplacedByLogin) : session
+    if (!config.regenerateSession) removeKeys(target, config.keysReplacedByLogin)
     writeLogin(context, request, target, token.userId, false, version)
   }
   if (token.stale) {

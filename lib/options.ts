@@ -8,6 +8,7 @@ import type {
 } from '../types/index.js'
 import { FST_LOGIN_INVALID_OPTION, FST_LOGIN_MISSING_LOADER, FST_LOGIN_MISSING_SECRET } from './errors.js'
 import { AnonymousUserMixin } from './mixins.js'
+import { LOGIN_KEYS, SESSION_KEYS } from './session.js'
 
 /** Flashed when an anonymous user is sent to the login view. */
 export const DEFAULT_LOGIN_MESSAGE = 'Please log in to access this page.'
@@ -30,6 +31,8 @@ export const DEFAULT_NEXT_FIELD = 'next'
 export const DEFAULT_EXEMPT_METHODS: readonly string[] = Object.freeze(['OPTIONS'])
 /** Shortest accepted secret, in characters. */
 export const MIN_SECRET_LENGTH = 32
+/** Session keys dropped by every login: @fastify/csrf-protection's secret. */
+export const DEFAULT_DROP_ON_LOGIN: readonly string[] = Object.freeze(['_csrf'])
 
 /** Everything the hooks need, resolved once at register time. */
 export interface LoginConfig extends ResolvedLoginOptions {
@@ -44,6 +47,8 @@ export interface LoginConfig extends ResolvedLoginOptions {
   readonly sessionIdentifier: (request: FastifyRequest) => string
   readonly sessionVersion: ((user: LoginUser) => string) | undefined
   readonly exemptMethodSet: ReadonlySet<string>
+  /** What a new login removes from the session: the previous login's keys and `dropOnLogin`. */
+  readonly keysReplacedByLogin: readonly string[]
 }
 
 // Recent identifiers, so a client's hash is computed once, not on every
@@ -200,6 +205,20 @@ function resolveExemptMethods (value: unknown): readonly string[] {
   return Object.freeze((value as string[]).map((method) => method.toUpperCase()))
 }
 
+function resolveDropOnLogin (value: unknown): readonly string[] {
+  if (value === undefined) return DEFAULT_DROP_ON_LOGIN
+  if (!Array.isArray(value) || !value.every((key) => typeof key === 'string' && key !== '')) {
+    fail('`dropOnLogin` must be an array of session key names (non-empty strings)')
+  }
+  const keys = value as string[]
+  if (keys.some((key) => SESSION_KEYS.includes(key))) {
+    fail(`\`dropOnLogin\` cannot name fastify-login's own session keys (${SESSION_KEYS.join(', ')}): a login writes them itself`)
+  }
+  // @fastify/session keeps the session cookie's options under `cookie`.
+  if (keys.includes('cookie')) fail('`dropOnLogin` cannot name `cookie`: @fastify/session keeps its cookie options there')
+  return Object.freeze([...new Set(keys)])
+}
+
 /** Validates the options once and returns the frozen configuration. Never mutates `options`. */
 export function resolveOptions (options: FastifyLoginOptions): LoginConfig {
   if (options === null || typeof options !== 'object') fail('options must be an object')
@@ -207,6 +226,7 @@ export function resolveOptions (options: FastifyLoginOptions): LoginConfig {
   const requestLoader = optionalFunction(options.requestLoader, 'requestLoader')
   if (userLoader === undefined && requestLoader === undefined) throw new FST_LOGIN_MISSING_LOADER()
   const exemptMethods = resolveExemptMethods(options.exemptMethods)
+  const dropOnLogin = resolveDropOnLogin(options.dropOnLogin)
   return Object.freeze({
     secrets: resolveSecrets(options.secret),
     userLoader,
@@ -233,7 +253,9 @@ export function resolveOptions (options: FastifyLoginOptions): LoginConfig {
     sessionVersion: optionalFunction(options.sessionVersion, 'sessionVersion'),
     freshMaxAge: positiveSeconds(options.freshMaxAge, 'freshMaxAge'),
     regenerateSession: bool(options.regenerateSession, 'regenerateSession', true),
-    loginRequiredByDefault: bool(options.loginRequiredByDefault, 'loginRequiredByDefault', false)
+    loginRequiredByDefault: bool(options.loginRequiredByDefault, 'loginRequiredByDefault', false),
+    dropOnLogin,
+    keysReplacedByLogin: Object.freeze([...LOGIN_KEYS, ...dropOnLogin])
   })
 }
 
@@ -254,6 +276,7 @@ export function publicOptions (config: LoginConfig): ResolvedLoginOptions {
     remember: config.remember,
     freshMaxAge: config.freshMaxAge,
     regenerateSession: config.regenerateSession,
-    loginRequiredByDefault: config.loginRequiredByDefault
+    loginRequiredByDefault: config.loginRequiredByDefault,
+    dropOnLogin: config.dropOnLogin
   })
 }

@@ -143,6 +143,12 @@ export interface FastifyLoginOptions {
   regenerateSession?: boolean
   /** Require a login on every route registered after the plugin (and any already there when it loads) unless `config.login` says otherwise. Default `false`. */
   loginRequiredByDefault?: boolean
+  /**
+   * Session keys that `loginUser`, a remember-cookie restore and `confirmLogin`
+   * remove, so that nothing planted in a session before a login survives it.
+   * Default `['_csrf']` (@fastify/csrf-protection's secret); `[]` keeps everything.
+   */
+  dropOnLogin?: readonly string[]
 }
 
 /** Options of `request.loginUser`. */
@@ -204,6 +210,7 @@ export interface ResolvedLoginOptions {
   readonly freshMaxAge: number | undefined
   readonly regenerateSession: boolean
   readonly loginRequiredByDefault: boolean
+  readonly dropOnLogin: readonly string[]
 }
 
 /** `app.loginManager`. */
