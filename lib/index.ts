@@ -16,7 +16,7 @@ import { clearRememberCookie, RememberCodec, setRememberCookie } from './remembe
 import { createResponses, pass, type Guard } from './responses.js'
 import { KEY_USER_ID, sessionOf } from './session.js'
 import { kLoginState, stateOf } from './state.js'
-import { kTestLogins, TICKET_HEADER, type PendingTestLogin } from './test-tickets.js'
+import { kTestLogins, takeTestLogin, type PendingTestLogin } from './test-tickets.js'
 
 export type * from '../types/index.js'
 export { AnonymousUserMixin, UserMixin } from './mixins.js'
@@ -102,8 +102,8 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   fastify.decorateRequest('safeNextUrl', actions.safeNextUrl)
 
   const onRequest: onRequestHookHandler = function loadLoginUser (request, reply, next) {
-    if (testLogins.size > 0 && typeof request.headers[TICKET_HEADER] === 'string') {
-      const pending = testLogins.get(request.headers[TICKET_HEADER])
+    if (testLogins.size > 0) {
+      const pending = takeTestLogin(testLogins, request)
       if (pending !== undefined) {
         // The reply is sent by testLogin; only a failure continues the chain.
         testLogin(request, reply, pending).catch(next)
