@@ -12,7 +12,7 @@ import { LoginEventHub } from './events.js'
 import { currentUser, loaderFailure, loadUser, tokenOf, type LoginContext } from './loading.js'
 import { publicOptions, resolveOptions } from './options.js'
 import { normaliseHost } from './redirects.js'
-import { clearRememberCookie, RememberCodec, setRememberCookie } from './remember.js'
+import { clearRememberCookie, clearTossedRememberCookies, RememberCodec, setRememberCookie } from './remember.js'
 import { createResponses, pass, type Guard } from './responses.js'
 import { KEY_USER_ID, sessionOf } from './session.js'
 import { kLoginState, stateOf } from './state.js'
@@ -133,10 +133,11 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
       return
     }
     if (state.source === 'session' || state.source === 'remember') varyByCookie(reply)
-    if (state.cookie === undefined && state.cookieAction === null) {
+    if (state.cookie === undefined && state.cookieAction === null && !state.severalCookies) {
       next(null, payload)
       return
     }
+    if (state.severalCookies) clearTossedRememberCookies(config, request, reply)
     const action = state.cookieAction
     if (action?.kind === 'set') {
       setRememberCookie(config, request, reply, action.value, action.maxAge)

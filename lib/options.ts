@@ -165,8 +165,11 @@ function resolveProtection (value: unknown): SessionProtection {
 // What a Set-Cookie header can carry (RFC 6265): a token for the name, and
 // attribute values without control characters or ';'.
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
-const COOKIE_PATH = /^\/[\u0020-\u003a\u003c-\u007e]*$/
-const COOKIE_DOMAIN = /^\.?[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$/i
+export const COOKIE_PATH = /^\/[\u0020-\u003a\u003c-\u007e]*$/
+export const COOKIE_DOMAIN = /^\.?[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$/i
+// Browsers keep a cookie named so only with these attributes (matched case-insensitively).
+export const HOST_PREFIX = /^__host-/i
+const SECURE_PREFIX = /^__secure-/i
 
 function cookieAttribute (value: unknown, name: string, pattern: RegExp, what: string): string | undefined {
   const text = optionalString(value, name)
@@ -185,11 +188,18 @@ function resolveRemember (options: FastifyLoginOptions['remember']): LoginConfig
   }
   // Browsers drop SameSite=None cookies that are not Secure.
   if (sameSite === 'none' && secure !== true) fail('`remember.sameSite: \'none\'` needs `remember.secure: true`')
+  const cookieName = cookieAttribute(remember.cookieName, 'remember.cookieName', COOKIE_NAME, 'a cookie name (letters, digits and !#$%&\'*+-.^_`|~)') ?? DEFAULT_REMEMBER_COOKIE_NAME
+  const domain = cookieAttribute(remember.domain, 'remember.domain', COOKIE_DOMAIN, 'a domain name')
+  const path = cookieAttribute(remember.path, 'remember.path', COOKIE_PATH, 'a path starting with / without ; or control characters') ?? '/'
+  if (HOST_PREFIX.test(cookieName) && (secure !== true || path !== '/' || domain !== undefined)) {
+    fail('a `__Host-` cookie name needs `remember.secure: true`, `remember.path: \'/\'` and no `remember.domain` (browsers drop it otherwise)')
+  }
+  if (SECURE_PREFIX.test(cookieName) && secure !== true) fail('a `__Secure-` cookie name needs `remember.secure: true` (browsers drop it otherwise)')
   return Object.freeze({
-    cookieName: cookieAttribute(remember.cookieName, 'remember.cookieName', COOKIE_NAME, 'a cookie name (letters, digits and !#$%&\'*+-.^_`|~)') ?? DEFAULT_REMEMBER_COOKIE_NAME,
+    cookieName,
     duration: rememberDuration(remember.duration),
-    domain: cookieAttribute(remember.domain, 'remember.domain', COOKIE_DOMAIN, 'a domain name'),
-    path: cookieAttribute(remember.path, 'remember.path', COOKIE_PATH, 'a path starting with / without ; or control characters') ?? '/',
+    domain,
+    path,
     secure,
     httpOnly: bool(remember.httpOnly, 'remember.httpOnly', true),
     sameSite,
