@@ -123,7 +123,7 @@ export function createActions (context: LoginContext): Actions {
       }
     }
     if (Array.isArray(candidate)) candidate = candidate[0]
-    return safeRedirectTarget(candidate, this.host) ?? fallback
+    return safeRedirectTarget(candidate, this.host, this.protocol === 'https') ?? fallback
   }
 
   return { loginUser, logoutUser, confirmLogin, isAuthenticated, loginFresh, loginRemembered, safeNextUrl }

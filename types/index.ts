@@ -163,6 +163,12 @@ export interface LoginUserOptions {
   fresh?: boolean
 }
 
+/** Options of `isSafeRedirectUrl`. */
+export interface SafeRedirectOptions {
+  /** Refuse `http:` URLs: for a page served over HTTPS (no scheme downgrade). Default `false`. */
+  requireHttps?: boolean
+}
+
 /** Route-level `config.login`. */
 export type RouteLoginMode = 'required' | 'fresh' | 'optional' | false
 
@@ -243,7 +249,7 @@ declare module 'fastify' {
     logoutUser (): Promise<boolean>
     /** Marks the login fresh again. */
     confirmLogin (): Promise<void>
-    /** The `next` target if it is a safe redirect for this host, else `fallback` (default `'/'`). */
+    /** The `next` target if it is a safe redirect for this host (never `http:` on an HTTPS request), else `fallback` (default `'/'`). */
     safeNextUrl (fallback?: string): string
   }
   interface FastifyInstance {
