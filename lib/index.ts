@@ -133,6 +133,8 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
       return
     }
     if (state.source === 'session' || state.source === 'remember') varyByCookie(reply)
+    // A requestLoader reads headers no Vary can name in general: no shared cache.
+    else if (state.source === 'request' && !reply.hasHeader('cache-control')) reply.header('cache-control', 'private')
     if (state.cookie === undefined && state.cookieAction === null && !state.severalCookies) {
       next(null, payload)
       return
