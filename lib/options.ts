@@ -53,11 +53,19 @@ export interface LoginConfig extends ResolvedLoginOptions {
 
 // Recent identifiers, so a client's hash is computed once, not on every
 // request: User-Agent → address → identifier (two lookups instead of
-// joining the two strings on every request). Bounded: the User-Agent is
-// chosen by the client.
+// joining the two strings on every request). Both keys are the client's
+// (the address too, behind a trusted proxy), so the cache is bounded in
+// entries and in characters, and a client whose keys are longer than any
+// browser's is hashed on every request instead of being kept.
 const identifierCache = new Map<string, Map<string, string>>()
 let cachedIdentifiers = 0
-const IDENTIFIER_CACHE_SIZE = 1024
+let cachedCharacters = 0
+/** Most identifiers kept. */
+export const IDENTIFIER_CACHE_ENTRIES = 1024
+/** Most characters kept, keys and identifiers together (at most 1 MiB of strings). */
+export const IDENTIFIER_CACHE_CHARACTERS = 512 * 1024
+/** Longest User-Agent plus address that is cached. */
+export const MAX_CACHED_CLIENT_LENGTH = 1024
 
 /** Flask-Login's identifier: SHA-512 (hex) of the client address and its User-Agent. */
 export function defaultSessionIdentifier (request: FastifyRequest): string {
@@ -67,10 +75,14 @@ export function defaultSessionIdentifier (request: FastifyRequest): string {
   let identifier = byAddress?.get(address)
   if (identifier !== undefined) return identifier
   identifier = createHash('sha512').update(`${address}|${userAgent}`, 'utf8').digest('hex')
-  if (cachedIdentifiers >= IDENTIFIER_CACHE_SIZE) {
+  if (userAgent.length + address.length > MAX_CACHED_CLIENT_LENGTH) return identifier
+  let characters = address.length + identifier.length + (byAddress === undefined ? userAgent.length : 0)
+  if (cachedIdentifiers >= IDENTIFIER_CACHE_ENTRIES || cachedCharacters + characters > IDENTIFIER_CACHE_CHARACTERS) {
     identifierCache.clear()
     cachedIdentifiers = 0
+    cachedCharacters = 0
     byAddress = undefined
+    characters = address.length + identifier.length + userAgent.length
   }
   if (byAddress === undefined) {
     byAddress = new Map()
@@ -78,7 +90,22 @@ export function defaultSessionIdentifier (request: FastifyRequest): string {
   }
   byAddress.set(address, identifier)
   cachedIdentifiers++
+  cachedCharacters += characters
   return identifier
+}
+
+/** What the identifier cache holds now, counted from its contents (for tests). */
+export function identifierCacheFootprint (): { entries: number, characters: number } {
+  let entries = 0
+  let characters = 0
+  for (const [userAgent, byAddress] of identifierCache) {
+    characters += userAgent.length
+    for (const [address, identifier] of byAddress) {
+      entries++
+      characters += address.length + identifier.length
+    }
+  }
+  return { entries, characters }
 }
 
 /** `user.getId()` when it is a function, else `user.id`. */
