@@ -132,6 +132,29 @@ for (const sessionPlugin of PLUGINS) {
     t.equal((await transfer(confirmed, stale)).statusCode, 403, 'confirmLogin')
   })
 
+  for (const regenerateSession of [true, false]) {
+    t.test(`a remember-cookie restore leaves no key of an earlier login behind (${sessionPlugin}, regenerateSession ${String(regenerateSession)})`, async (t) => {
+      const { app } = await setup(sessionPlugin, { login: { regenerateSession, dropOnLogin: [] } })
+      const jar = new CookieJar(app)
+      await jar.inject({ method: 'POST', url: '/login/1?remember=1' })
+      jar.restartBrowser()
+      const remember = jar.get('remember_token')!
+      jar.delete('remember_token')
+      // A session without a login, holding what an earlier login (or the application) left in it.
+      const leftovers = ['_remember_seconds', '_fresh_at', '_session_version', '_remember', '_fresh']
+      for (const key of leftovers) await jar.inject({ method: 'POST', url: `/session/${key}` })
+      await jar.inject({ method: 'POST', url: '/session/cart' })
+      t.same((await jar.inject('/session/_fresh_at')).json(), { value: 'planted' }, 'planted')
+      jar.set('remember_token', remember)
+      t.match((await jar.inject('/')).json(), { user: 'Ann', fresh: false, remembered: true })
+      for (const key of leftovers.filter((key) => key !== '_fresh')) {
+        t.same((await jar.inject(`/session/${key}`)).json(), { value: null }, `${key} is gone`)
+      }
+      t.same((await jar.inject('/session/_fresh')).json(), { value: false }, '_fresh is the restore\'s own')
+      t.same((await jar.inject('/session/cart')).json(), { value: 'planted' }, 'other data stays')
+    })
+  }
+
   t.test(`dropOnLogin names other keys, and [] keeps everything (${sessionPlugin})`, async (t) => {
     const custom = await setup(sessionPlugin, { login: { dropOnLogin: ['_csrf', 'pending_invite'] } })
     const jar = new CookieJar(custom.app)
