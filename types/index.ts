@@ -73,7 +73,12 @@ export type SessionProtection = 'basic' | 'strong' | false
 
 /** Options of the remember-me cookie. */
 export interface RememberCookieOptions {
-  /** Cookie name. Default `'remember_token'`. */
+  /**
+   * Cookie name. Default `'remember_token'`. On HTTPS sites prefer
+   * `'__Host-remember_token'` (needs `secure: true`, `path: '/'` and no `domain`):
+   * no subdomain or other path can then plant a cookie of that name.
+   * A `__Secure-` name needs `secure: true`.
+   */
   cookieName?: string
   /** Lifetime in seconds. Default 31536000 (365 days). */
   duration?: number
