@@ -5,9 +5,13 @@
 // tossed from a sibling subdomain or set on a longer path, holding the
 // attacker's own valid token, would log the victim in as the attacker.
 // Also: the `__Host-` and `__Secure-` cookie-name prefixes.
+import { connect } from 'node:net'
 import t from 'tap'
-import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { buildApp, CookieJar, type BuildOptions } from './helpers.js'
+import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify'
+import fastifyCookie from '@fastify/cookie'
+import fastifySession from '@fastify/session'
+import fastifyLogin from '../lib/index.js'
+import { buildApp, CookieJar, LOGIN_SECRET, SESSION_SECRET, type BuildOptions } from './helpers.js'
 
 const PLUGINS = ['session', 'secure-session'] as const
 const ANONYMOUS = { user: null, authenticated: false, fresh: false, remembered: false }
@@ -158,4 +162,45 @@ t.test('cookie-name prefixes', async (t) => {
 
   const secure = await buildApp({ login: { remember: { cookieName: '__Secure-remember_token', secure: true, path: '/app', domain: 'example.com' } } })
   t.equal(secure.app.loginManager.options.remember.cookieName, '__Secure-remember_token', '__Secure- with secure: true is accepted')
+})
+
+t.test('with remember.domain, the configured cookie is cleared once, with its own Domain', async (t) => {
+  const { app, ann, bob } = await setup({ login: { remember: { domain: '.Example.com' } } })
+  const response = await app.inject({ url: '/x', headers: { host: 'app.example.com', cookie: `remember_token=${bob}; remember_token=${ann}` } })
+  const all = setCookies(response).filter(isClearing)
+  const atRoot = all.filter((cookie) => cookie.path === '/' && cookie.domain?.toLowerCase().replace(/^\./, '') === 'example.com')
+  t.equal(atRoot.length, 1, 'one clearing cookie for the configured path and domain')
+  t.same(cleared(response).filter((entry) => entry.startsWith('/x ')), ['/x -', '/x app.example.com', '/x example.com'])
+})
+
+t.test('an absolute-form request target clears at / only', async (t) => {
+  const { app, ann, bob } = await setup()
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const address = app.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : 0
+  const socket = connect(port, '127.0.0.1')
+  socket.write(`GET http://app.test/deep/page HTTP/1.1\r\nHost: app.test\r\nCookie: remember_token=${bob}; remember_token=${ann}\r\nConnection: close\r\n\r\n`)
+  let raw = ''
+  socket.setEncoding('latin1')
+  socket.on('data', (chunk: string) => { raw += chunk })
+  await new Promise((resolve) => socket.on('close', resolve))
+  const lines = raw.split('\r\n').filter((line) => /^set-cookie: remember_token=;/i.test(line))
+  t.same(lines.map((line) => `${/Path=([^;]*)/i.exec(line)?.[1] ?? ''} ${/Domain=([^;]*)/i.exec(line)?.[1] ?? '-'}`).sort(), ['/ -', '/ app.test'], 'at / only: no path is read from an absolute URL')
+})
+
+t.test('a remember cookie that an earlier hook put in request.cookies, without a Cookie header, is used', async (t) => {
+  const { app: signer } = await buildApp()
+  const ann = await rememberTokenOf(signer, '1')
+  const app = Fastify()
+  await app.register(fastifyCookie)
+  await app.register(fastifySession, { secret: SESSION_SECRET, cookie: { secure: false }, saveUninitialized: false })
+  // A native client sends its token in a header; the app hands it to fastify-login as the cookie.
+  app.addHook('onRequest', async (request) => {
+    const header = request.headers['x-remember']
+    if (typeof header === 'string') request.cookies.remember_token = header
+  })
+  await app.register(fastifyLogin, { secret: LOGIN_SECRET, userLoader: (id: string) => (id === '1' ? { id: '1', name: 'Ann' } : null) })
+  app.get('/', async (request) => ({ name: request.isAuthenticated() ? (request.user as { name: string }).name : null, remembered: request.loginRemembered }))
+  t.same((await app.inject({ url: '/', headers: { 'x-remember': ann } })).json(), { name: 'Ann', remembered: true })
 })
