@@ -217,13 +217,12 @@ export async function buildApp (options) {
     if (!await passwordMatches(passwordHash, field(request, 'password')) || user === null) {
       return fail('Wrong username or password.')
     }
-    // loginUser returns false for a user whose isActive is false.
+    // loginUser returns false for a user whose isActive is false. It also drops
+    // the CSRF secret (`dropOnLogin`): a token handed out before the login
+    // (maybe to someone who planted this browser's session cookie) stops working.
     if (!await request.loginUser(user, { remember: field(request, 'remember') === 'yes' })) {
       return fail('This account is disabled. Ask an administrator to enable it.')
     }
-    // A new CSRF secret for the new login: a token handed out before it (maybe
-    // to someone who planted this browser's session cookie) stops working.
-    request.session.set('_csrf', undefined)
     request.flash('success', `Welcome, ${user.displayName}!`)
     // The `next` hidden field comes back in the body; safeNextUrl checks it again.
     return reply.redirect(request.safeNextUrl('/'), 303)

@@ -46,8 +46,8 @@ export function createActions (context: LoginContext): Actions {
     const version = versionOf(config, user)
     const state = ensureState(context, this)
     let session = requireSession(this)
-    if (config.regenerateSession) session = await rotateSession(this, session, LOGIN_KEYS)
-    else removeKeys(session, LOGIN_KEYS)
+    if (config.regenerateSession) session = await rotateSession(this, session, config.keysReplacedByLogin)
+    else removeKeys(session, config.keysReplacedByLogin)
     writeLogin(context, this, session, userId, fresh !== false, version)
     if (remember === true) {
       // As in Flask-Login, only a duration chosen for this login is kept.
@@ -84,7 +84,10 @@ export function createActions (context: LoginContext): Actions {
   }
 
   async function confirmLogin (this: FastifyRequest): Promise<void> {
-    const session = requireSession(this)
+    let session = requireSession(this)
+    // A refreshed login is a login: a new session id, and nothing planted before it.
+    if (config.regenerateSession) session = await rotateSession(this, session, config.dropOnLogin)
+    else removeKeys(session, config.dropOnLogin)
     session.set(KEY_FRESH, true)
     if (config.freshMaxAge !== undefined) session.set(KEY_FRESH_AT, Date.now())
     session.set(KEY_IDENTIFIER, config.sessionIdentifier(this))
@@ -120,7 +123,7 @@ export function createActions (context: LoginContext): Actions {
       }
     }
     if (Array.isArray(candidate)) candidate = candidate[0]
-    return safeRedirectTarget(candidate, this.host) ?? fallback
+    return safeRedirectTarget(candidate, this.host, this.protocol === 'https') ?? fallback
   }
 
   return { loginUser, logoutUser, confirmLogin, isAuthenticated, loginFresh, loginRemembered, safeNextUrl }

@@ -43,7 +43,7 @@ export const FST_LOGIN_INVALID_DURATION = createError<'FST_LOGIN_INVALID_DURATIO
 
 export const FST_LOGIN_INVALID_USER_ID = createError<'FST_LOGIN_INVALID_USER_ID', 500, [string]>(
   'FST_LOGIN_INVALID_USER_ID',
-  'Cannot log this user in: %s; give the user an `id` or `getId()` (or set the `getUserId` option) that yields a non-empty string or number',
+  'Cannot log this user in: %s; give the user an `id` or `getId()` (or set the `getUserId` option) that yields a non-empty, well-formed string or a number',
   500, TypeError)
 
 export const FST_LOGIN_LOADER_FAILED = createError<'FST_LOGIN_LOADER_FAILED', 500, [string]>(

@@ -14,11 +14,11 @@ import { currentUser, loaderFailure, loadUser, tokenOf, type LoginContext } from
 import { counted, logNotAwaited } from './not-awaited.js'
 import { publicOptions, resolveOptions } from './options.js'
 import { normaliseHost } from './redirects.js'
-import { clearRememberCookie, RememberCodec, setRememberCookie } from './remember.js'
+import { clearRememberCookie, clearTossedRememberCookies, RememberCodec, setRememberCookie } from './remember.js'
 import { createResponses } from './responses.js'
 import { KEY_USER_ID, sessionOf } from './session.js'
 import { kLoginState, stateOf } from './state.js'
-import { kTestLogins, TICKET_HEADER, type PendingTestLogin } from './test-tickets.js'
+import { kTestLogins, takeTestLogin, type PendingTestLogin } from './test-tickets.js'
 
 export type * from '../types/index.js'
 export { AnonymousUserMixin, UserMixin } from './mixins.js'
@@ -28,7 +28,7 @@ export { SESSION_KEYS } from './session.js'
 export { EVENT_NAMES } from './events.js'
 export * from './errors.js'
 export {
-  DEFAULT_EXEMPT_METHODS, DEFAULT_LOGIN_MESSAGE, DEFAULT_MESSAGE_CATEGORY, DEFAULT_NEEDS_REFRESH_MESSAGE,
+  DEFAULT_DROP_ON_LOGIN, DEFAULT_EXEMPT_METHODS, DEFAULT_LOGIN_MESSAGE, DEFAULT_MESSAGE_CATEGORY, DEFAULT_NEEDS_REFRESH_MESSAGE,
   DEFAULT_NEXT_FIELD, DEFAULT_REMEMBER_COOKIE_NAME, DEFAULT_REMEMBER_DURATION, MIN_SECRET_LENGTH
 } from './options.js'
 
@@ -98,8 +98,8 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   fastify.decorateRequest('safeNextUrl', actions.safeNextUrl)
 
   const onRequest: onRequestHookHandler = function loadLoginUser (request, reply, next) {
-    if (testLogins.size > 0 && typeof request.headers[TICKET_HEADER] === 'string') {
-      const pending = testLogins.get(request.headers[TICKET_HEADER])
+    if (testLogins.size > 0) {
+      const pending = takeTestLogin(testLogins, request)
       if (pending !== undefined) {
         // The reply is sent by testLogin; only a failure continues the chain.
         testLogin(request, reply, pending).catch(next)
@@ -130,10 +130,13 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
     }
     if (state.pendingCalls !== 0) logNotAwaited(request, state)
     if (state.source === 'session' || state.source === 'remember') varyByCookie(reply)
-    if (state.cookie === undefined && state.cookieAction === null) {
+    // A requestLoader reads headers no Vary can name in general: no shared cache.
+    else if (state.source === 'request' && !reply.hasHeader('cache-control')) reply.header('cache-control', 'private')
+    if (state.cookie === undefined && state.cookieAction === null && !state.severalCookies) {
       next(null, payload)
       return
     }
+    if (state.severalCookies) clearTossedRememberCookies(config, request, reply)
     const action = state.cookieAction
     if (action?.kind === 'set') {
       setRememberCookie(config, request, reply, action.value, action.maxAge)

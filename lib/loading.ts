@@ -4,7 +4,7 @@ import type { FastifyRequest } from 'fastify'
 import type { AnonymousUser, LoginUser } from '../types/index.js'
 import type { LoginEventHub } from './events.js'
 import type { LoginConfig } from './options.js'
-import type { RememberCodec, RememberToken } from './remember.js'
+import { severalCookies, type RememberCodec, type RememberToken } from './remember.js'
 import {
   KEY_FRESH, KEY_FRESH_AT, KEY_IDENTIFIER, KEY_USER_ID, KEY_VERSION, LOGIN_KEYS,
   isPersistent, removeKeys, rotateSession, sessionOf, type SessionLike
@@ -28,11 +28,15 @@ interface WithCookies {
 export function ensureState (context: LoginContext, request: FastifyRequest): LoginState {
   const existing = stateOf(request)
   if (existing !== null) return existing
+  const cookie = (request as WithCookies).cookies?.[context.config.remember.cookieName]
+  // Only a request that has the cookie pays for looking for a second one.
+  const several = cookie !== undefined && severalCookies(request.headers.cookie, context.config.remember.cookieName)
   const state: LoginState = {
     user: null,
     authenticated: false,
     source: null,
-    cookie: (request as WithCookies).cookies?.[context.config.remember.cookieName],
+    cookie: several ? undefined : cookie,
+    severalCookies: several,
     token: undefined,
     cookieAction: null,
     pendingCalls: 0,
@@ -173,8 +177,8 @@ async function fromCookie (context: LoginContext, request: FastifyRequest, state
   if (!codec.versionMatches(token, version)) return dropLogin(context, request, state, null)
   if (session !== null) {
     // The session becomes a login: rotate its id as a login would.
-    const target = config.regenerateSession ? await rotateSession(request, session, LOGIN_KEYS) : session
-    if (!config.regenerateSession) removeKeys(target, LOGIN_KEYS)
+    const target = config.regenerateSession ? await rotateSession(request, session, config.keysReplacedByLogin) : session
+    if (!config.regenerateSession) removeKeys(target, config.keysReplacedByLogin)
     writeLogin(context, request, target, token.userId, false, version)
   }
   if (token.stale) {

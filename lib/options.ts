@@ -8,6 +8,7 @@ import type {
 } from '../types/index.js'
 import { FST_LOGIN_INVALID_OPTION, FST_LOGIN_MISSING_LOADER, FST_LOGIN_MISSING_SECRET } from './errors.js'
 import { AnonymousUserMixin } from './mixins.js'
+import { LOGIN_KEYS, SESSION_KEYS } from './session.js'
 
 /** Flashed when an anonymous user is sent to the login view. */
 export const DEFAULT_LOGIN_MESSAGE = 'Please log in to access this page.'
@@ -30,6 +31,8 @@ export const DEFAULT_NEXT_FIELD = 'next'
 export const DEFAULT_EXEMPT_METHODS: readonly string[] = Object.freeze(['OPTIONS'])
 /** Shortest accepted secret, in characters. */
 export const MIN_SECRET_LENGTH = 32
+/** Session keys dropped by every login: @fastify/csrf-protection's secret. */
+export const DEFAULT_DROP_ON_LOGIN: readonly string[] = Object.freeze(['_csrf'])
 
 /** Everything the hooks need, resolved once at register time. */
 export interface LoginConfig extends ResolvedLoginOptions {
@@ -44,15 +47,25 @@ export interface LoginConfig extends ResolvedLoginOptions {
   readonly sessionIdentifier: (request: FastifyRequest) => string
   readonly sessionVersion: ((user: LoginUser) => string) | undefined
   readonly exemptMethodSet: ReadonlySet<string>
+  /** What a new login removes from the session: the previous login's keys and `dropOnLogin`. */
+  readonly keysReplacedByLogin: readonly string[]
 }
 
 // Recent identifiers, so a client's hash is computed once, not on every
 // request: User-Agent → address → identifier (two lookups instead of
-// joining the two strings on every request). Bounded: the User-Agent is
-// chosen by the client.
+// joining the two strings on every request). Both keys are the client's
+// (the address too, behind a trusted proxy), so the cache is bounded in
+// entries and in characters, and a client whose keys are longer than any
+// browser's is hashed on every request instead of being kept.
 const identifierCache = new Map<string, Map<string, string>>()
 let cachedIdentifiers = 0
-const IDENTIFIER_CACHE_SIZE = 1024
+let cachedCharacters = 0
+/** Most identifiers kept. */
+export const IDENTIFIER_CACHE_ENTRIES = 1024
+/** Most characters kept, keys and identifiers together (at most 1 MiB of strings). */
+export const IDENTIFIER_CACHE_CHARACTERS = 512 * 1024
+/** Longest User-Agent plus address that is cached. */
+export const MAX_CACHED_CLIENT_LENGTH = 1024
 
 /** Flask-Login's identifier: SHA-512 (hex) of the client address and its User-Agent. */
 export function defaultSessionIdentifier (request: FastifyRequest): string {
@@ -62,10 +75,14 @@ export function defaultSessionIdentifier (request: FastifyRequest): string {
   let identifier = byAddress?.get(address)
   if (identifier !== undefined) return identifier
   identifier = createHash('sha512').update(`${address}|${userAgent}`, 'utf8').digest('hex')
-  if (cachedIdentifiers >= IDENTIFIER_CACHE_SIZE) {
+  if (userAgent.length + address.length > MAX_CACHED_CLIENT_LENGTH) return identifier
+  let characters = address.length + identifier.length + (byAddress === undefined ? userAgent.length : 0)
+  if (cachedIdentifiers >= IDENTIFIER_CACHE_ENTRIES || cachedCharacters + characters > IDENTIFIER_CACHE_CHARACTERS) {
     identifierCache.clear()
     cachedIdentifiers = 0
+    cachedCharacters = 0
     byAddress = undefined
+    characters = address.length + identifier.length + userAgent.length
   }
   if (byAddress === undefined) {
     byAddress = new Map()
@@ -73,7 +90,22 @@ export function defaultSessionIdentifier (request: FastifyRequest): string {
   }
   byAddress.set(address, identifier)
   cachedIdentifiers++
+  cachedCharacters += characters
   return identifier
+}
+
+/** What the identifier cache holds now, counted from its contents (for tests). */
+export function identifierCacheFootprint (): { entries: number, characters: number } {
+  let entries = 0
+  let characters = 0
+  for (const [userAgent, byAddress] of identifierCache) {
+    characters += userAgent.length
+    for (const [address, identifier] of byAddress) {
+      entries++
+      characters += address.length + identifier.length
+    }
+  }
+  return { entries, characters }
 }
 
 /** `user.getId()` when it is a function, else `user.id`. */
@@ -160,8 +192,11 @@ function resolveProtection (value: unknown): SessionProtection {
 // What a Set-Cookie header can carry (RFC 6265): a token for the name, and
 // attribute values without control characters or ';'.
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
-const COOKIE_PATH = /^\/[\u0020-\u003a\u003c-\u007e]*$/
-const COOKIE_DOMAIN = /^\.?[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$/i
+export const COOKIE_PATH = /^\/[\u0020-\u003a\u003c-\u007e]*$/
+export const COOKIE_DOMAIN = /^\.?[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$/i
+// Browsers keep a cookie named so only with these attributes (matched case-insensitively).
+export const HOST_PREFIX = /^__host-/i
+const SECURE_PREFIX = /^__secure-/i
 
 function cookieAttribute (value: unknown, name: string, pattern: RegExp, what: string): string | undefined {
   const text = optionalString(value, name)
@@ -180,11 +215,18 @@ function resolveRemember (options: FastifyLoginOptions['remember']): LoginConfig
   }
   // Browsers drop SameSite=None cookies that are not Secure.
   if (sameSite === 'none' && secure !== true) fail('`remember.sameSite: \'none\'` needs `remember.secure: true`')
+  const cookieName = cookieAttribute(remember.cookieName, 'remember.cookieName', COOKIE_NAME, 'a cookie name (letters, digits and !#$%&\'*+-.^_`|~)') ?? DEFAULT_REMEMBER_COOKIE_NAME
+  const domain = cookieAttribute(remember.domain, 'remember.domain', COOKIE_DOMAIN, 'a domain name')
+  const path = cookieAttribute(remember.path, 'remember.path', COOKIE_PATH, 'a path starting with / without ; or control characters') ?? '/'
+  if (HOST_PREFIX.test(cookieName) && (secure !== true || path !== '/' || domain !== undefined)) {
+    fail('a `__Host-` cookie name needs `remember.secure: true`, `remember.path: \'/\'` and no `remember.domain` (browsers drop it otherwise)')
+  }
+  if (SECURE_PREFIX.test(cookieName) && secure !== true) fail('a `__Secure-` cookie name needs `remember.secure: true` (browsers drop it otherwise)')
   return Object.freeze({
-    cookieName: cookieAttribute(remember.cookieName, 'remember.cookieName', COOKIE_NAME, 'a cookie name (letters, digits and !#$%&\'*+-.^_`|~)') ?? DEFAULT_REMEMBER_COOKIE_NAME,
+    cookieName,
     duration: rememberDuration(remember.duration),
-    domain: cookieAttribute(remember.domain, 'remember.domain', COOKIE_DOMAIN, 'a domain name'),
-    path: cookieAttribute(remember.path, 'remember.path', COOKIE_PATH, 'a path starting with / without ; or control characters') ?? '/',
+    domain,
+    path,
     secure,
     httpOnly: bool(remember.httpOnly, 'remember.httpOnly', true),
     sameSite,
@@ -200,6 +242,20 @@ function resolveExemptMethods (value: unknown): readonly string[] {
   return Object.freeze((value as string[]).map((method) => method.toUpperCase()))
 }
 
+function resolveDropOnLogin (value: unknown): readonly string[] {
+  if (value === undefined) return DEFAULT_DROP_ON_LOGIN
+  if (!Array.isArray(value) || !value.every((key) => typeof key === 'string' && key !== '')) {
+    fail('`dropOnLogin` must be an array of session key names (non-empty strings)')
+  }
+  const keys = value as string[]
+  if (keys.some((key) => SESSION_KEYS.includes(key))) {
+    fail(`\`dropOnLogin\` cannot name fastify-login's own session keys (${SESSION_KEYS.join(', ')}): a login writes them itself`)
+  }
+  // @fastify/session keeps the session cookie's options under `cookie`.
+  if (keys.includes('cookie')) fail('`dropOnLogin` cannot name `cookie`: @fastify/session keeps its cookie options there')
+  return Object.freeze([...new Set(keys)])
+}
+
 /** Validates the options once and returns the frozen configuration. Never mutates `options`. */
 export function resolveOptions (options: FastifyLoginOptions): LoginConfig {
   if (options === null || typeof options !== 'object') fail('options must be an object')
@@ -207,6 +263,7 @@ export function resolveOptions (options: FastifyLoginOptions): LoginConfig {
   const requestLoader = optionalFunction(options.requestLoader, 'requestLoader')
   if (userLoader === undefined && requestLoader === undefined) throw new FST_LOGIN_MISSING_LOADER()
   const exemptMethods = resolveExemptMethods(options.exemptMethods)
+  const dropOnLogin = resolveDropOnLogin(options.dropOnLogin)
   return Object.freeze({
     secrets: resolveSecrets(options.secret),
     userLoader,
@@ -233,7 +290,9 @@ export function resolveOptions (options: FastifyLoginOptions): LoginConfig {
     sessionVersion: optionalFunction(options.sessionVersion, 'sessionVersion'),
     freshMaxAge: positiveSeconds(options.freshMaxAge, 'freshMaxAge'),
     regenerateSession: bool(options.regenerateSession, 'regenerateSession', true),
-    loginRequiredByDefault: bool(options.loginRequiredByDefault, 'loginRequiredByDefault', false)
+    loginRequiredByDefault: bool(options.loginRequiredByDefault, 'loginRequiredByDefault', false),
+    dropOnLogin,
+    keysReplacedByLogin: Object.freeze([...LOGIN_KEYS, ...dropOnLogin])
   })
 }
 
@@ -254,6 +313,7 @@ export function publicOptions (config: LoginConfig): ResolvedLoginOptions {
     remember: config.remember,
     freshMaxAge: config.freshMaxAge,
     regenerateSession: config.regenerateSession,
-    loginRequiredByDefault: config.loginRequiredByDefault
+    loginRequiredByDefault: config.loginRequiredByDefault,
+    dropOnLogin: config.dropOnLogin
   })
 }

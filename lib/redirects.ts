@@ -1,5 +1,6 @@
 // Redirect targets: the open-redirect guard, the login URL with its `next`
 // parameter, and the safe `next` of a request.
+import type { SafeRedirectOptions } from '../types/index.js'
 
 // Two bases that differ in scheme and host: a URL resolves onto both bases
 // only when it is truly relative (no scheme, no authority of its own).
@@ -33,9 +34,9 @@ function normaliseHost (host: string): string | null {
 /**
  * Resolves `url` the way a browser would from a page on an allowed host and
  * returns a re-serialised, safe form of it, or `null` when it would leave
- * those hosts or use a scheme other than http(s).
+ * those hosts or use a scheme other than http(s) (only https with `requireHttps`).
  */
-export function safeRedirectTarget (url: unknown, allowedHosts: string | readonly string[]): string | null {
+export function safeRedirectTarget (url: unknown, allowedHosts: string | readonly string[], requireHttps = false): string | null {
   if (typeof url !== 'string' || url === '' || url.length > 8192 || UNSAFE_CHARACTERS.test(url)) return null
   const onA = parse(url, BASE_A)
   const onB = parse(url, BASE_B)
@@ -50,6 +51,8 @@ export function safeRedirectTarget (url: unknown, allowedHosts: string | readonl
   // meaning depends on the page's scheme (`http:evil.example`).
   if (onA.host !== onB.host || onA.host === '') return null
   if (!HTTP_SCHEMES.has(onA.protocol) || !HTTP_SCHEMES.has(onB.protocol)) return null
+  // Both bases agree on http: only when the URL names it (scheme-relative follows the page).
+  if (requireHttps && onA.protocol === 'http:' && onB.protocol === 'http:') return null
   if (onA.username !== '' || onA.password !== '') return null
   const hosts = typeof allowedHosts === 'string' ? [allowedHosts] : allowedHosts
   if (!hosts.some((host) => typeof host === 'string' && normaliseHost(host) === onA.host)) return null
@@ -60,10 +63,11 @@ export function safeRedirectTarget (url: unknown, allowedHosts: string | readonl
 /**
  * True when a browser on one of `allowedHosts` following `url` stays on that
  * host with an http(s) scheme: relative paths, and absolute or
- * scheme-relative URLs to an allowed host.
+ * scheme-relative URLs to an allowed host. With `requireHttps` (the page is
+ * served over HTTPS), an `http:` URL is refused: no scheme downgrade.
  */
-export function isSafeRedirectUrl (url: string, allowedHosts: string | readonly string[]): boolean {
-  return safeRedirectTarget(url, allowedHosts) !== null
+export function isSafeRedirectUrl (url: string, allowedHosts: string | readonly string[], options?: SafeRedirectOptions): boolean {
+  return safeRedirectTarget(url, allowedHosts, options?.requireHttps === true) !== null
 }
 
 const HAS_SCHEME_OR_AUTHORITY = /^(?:[a-z][a-z0-9+.-]*:|\/\/)/i

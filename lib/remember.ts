@@ -5,7 +5,7 @@
 //   v1.<base64url(id)>.<expires, unix seconds>.<duration, seconds>.<version tag or empty>.<base64url(mac)>
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { LoginConfig } from './options.js'
+import { COOKIE_DOMAIN, COOKIE_PATH, HOST_PREFIX, type LoginConfig } from './options.js'
 
 const FORMAT = 'v1'
 const MAC_BYTES = 32
@@ -158,4 +158,85 @@ export function setRememberCookie (config: LoginConfig, request: FastifyRequest,
 /** Clears the remember cookie with the Path and Domain it was set with. */
 export function clearRememberCookie (config: LoginConfig, request: FastifyRequest, reply: FastifyReply): void {
   cookieReply(reply).clearCookie(config.remember.cookieName, cookieOptions(config, request))
+}
+
+function isSpace (code: number): boolean {
+  return code === 32 || code === 9
+}
+
+/**
+ * True when the Cookie header holds more than one cookie named `name`: the
+ * browser has one per path and domain that match. Names are read as
+ * @fastify/cookie reads them: a pair starts the header or follows a `;`, and
+ * spaces and tabs around the name do not count.
+ */
+export function severalCookies (header: unknown, name: string): boolean {
+  if (typeof header !== 'string') return false
+  let found = 0
+  let at = header.indexOf(name)
+  while (at !== -1) {
+    let before = at - 1
+    while (before >= 0 && isSpace(header.charCodeAt(before))) before--
+    let after = at + name.length
+    while (after < header.length && isSpace(header.charCodeAt(after))) after++
+    if ((before === -1 || header.charCodeAt(before) === 59 /* ; */) && header.charCodeAt(after) === 61 /* = */ && ++found === 2) return true
+    at = header.indexOf(name, at + name.length)
+  }
+  return false
+}
+
+// Where a tossed cookie may live, shortest first; bounded, since the URL
+// and the Host header are the client's.
+const MAX_TOSSED_PATHS = 8
+const MAX_TOSSED_DOMAINS = 4
+const IP_ADDRESS = /^[\d.]+$|:/
+
+// The cookie paths a browser sends with a request for `url`: `/`, and each
+// prefix that ends at a `/` or at the end, with and without that `/`.
+function cookiePathsOf (url: string): string[] {
+  const query = url.indexOf('?')
+  const path = query === -1 ? url : url.slice(0, query)
+  const paths = ['/']
+  if (!path.startsWith('/')) return paths
+  for (let end = path.indexOf('/', 1); paths.length < MAX_TOSSED_PATHS; end = path.indexOf('/', end + 1)) {
+    const prefix = end === -1 ? path : path.slice(0, end)
+    // Deeper prefixes hold the same character: no cookie path can.
+    if (!COOKIE_PATH.test(prefix)) break
+    if (prefix !== '/') paths.push(prefix)
+    if (end === -1 || paths.length === MAX_TOSSED_PATHS) break
+    paths.push(`${prefix}/`)
+  }
+  return [...new Set(paths)]
+}
+
+// Host-only, and the Domain attributes a cookie sent to `hostname` can have:
+// the host itself and its parents of two labels or more, shortest first.
+function cookieDomainsOf (hostname: string): Array<string | undefined> {
+  const domains: Array<string | undefined> = [undefined]
+  if (IP_ADDRESS.test(hostname) || !COOKIE_DOMAIN.test(hostname)) return domains
+  const labels = hostname.toLowerCase().split('.')
+  for (let first = labels.length - 2; first >= 0 && domains.length <= MAX_TOSSED_DOMAINS; first--) {
+    domains.push(labels.slice(first).join('.'))
+  }
+  return domains
+}
+
+/**
+ * Clears, beside the configured one, the cookies of the remember cookie's
+ * name that a tossing attacker can have set for this request: on each path
+ * that matches its URL, host-only or on the host and its parent domains.
+ * A `__Host-` cookie can only live at `/` on this host, the configured place.
+ */
+export function clearTossedRememberCookies (config: LoginConfig, request: FastifyRequest, reply: FastifyReply): void {
+  const { cookieName, path } = config.remember
+  if (HOST_PREFIX.test(cookieName)) return
+  // Browsers ignore a leading dot in Domain.
+  const domain = config.remember.domain?.replace(/^\./, '').toLowerCase()
+  const options = cookieOptions(config, request)
+  for (const tossedPath of cookiePathsOf(request.url)) {
+    for (const tossedDomain of cookieDomainsOf(request.hostname)) {
+      if (tossedPath === path && tossedDomain === domain) continue
+      cookieReply(reply).clearCookie(cookieName, { ...options, path: tossedPath, domain: tossedDomain })
+    }
+  }
 }

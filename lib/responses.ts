@@ -13,30 +13,47 @@ interface Flashing {
   flash?: (category: string, message: string) => unknown
 }
 
-/** q-value given to `type` by an Accept header; types not listed get 0. */
-function qualityOf (accept: string, type: string): number {
-  let best = 0
-  for (const range of accept.split(',')) {
-    const [media, ...params] = range.split(';')
-    if (media === undefined || media.trim().toLowerCase() !== type) continue
-    let quality = 1
-    for (const param of params) {
-      const [name, value] = param.split('=')
-      if (name?.trim().toLowerCase() === 'q' && value !== undefined) {
-        const parsed = Number(value.trim())
-        quality = Number.isFinite(parsed) ? Math.min(Math.max(parsed, 0), 1) : 0
-      }
-    }
-    best = Math.max(best, quality)
+// Work per request is bounded whatever the client sends (SPEC section 16):
+// browsers list about ten media ranges with one or two parameters each.
+/** Media ranges of an Accept header that are read; later ones are ignored. */
+export const MAX_ACCEPT_RANGES = 32
+/** A range with more parameters than this is ignored, as if it were not listed. */
+export const MAX_RANGE_PARAMETERS = 8
+
+/** The q-value of a range whose parameters follow `range[semicolon]` (-1: none). */
+function qualityOf (range: string, semicolon: number): number {
+  if (semicolon === -1) return 1
+  // The limit stops the split early: a range of 16 KB of ';' costs nine pieces.
+  const parameters = range.slice(semicolon + 1).split(';', MAX_RANGE_PARAMETERS + 1)
+  if (parameters.length > MAX_RANGE_PARAMETERS) return 0
+  let quality = 1
+  for (const parameter of parameters) {
+    const equals = parameter.indexOf('=')
+    if (equals === -1 || parameter.slice(0, equals).trim().toLowerCase() !== 'q') continue
+    const parsed = Number(parameter.slice(equals + 1).trim())
+    quality = Number.isFinite(parsed) ? Math.min(Math.max(parsed, 0), 1) : 0
   }
-  return best
+  return quality
 }
 
-/** True when the client ranks JSON above HTML: it gets a 401, not a redirect. */
+/** True when the client ranks JSON above HTML (a type not listed counts as 0): it gets a 401, not a redirect. */
 export function prefersJson (request: FastifyRequest): boolean {
   const accept = request.headers.accept
   if (accept === undefined || accept === '') return false
-  return qualityOf(accept, 'application/json') > qualityOf(accept, 'text/html')
+  let json = 0
+  let html = 0
+  let start = 0
+  for (let ranges = 0; ranges < MAX_ACCEPT_RANGES && start <= accept.length; ranges++) {
+    let end = accept.indexOf(',', start)
+    if (end === -1) end = accept.length
+    const range = accept.slice(start, end)
+    const semicolon = range.indexOf(';')
+    const media = (semicolon === -1 ? range : range.slice(0, semicolon)).trim().toLowerCase()
+    if (media === 'application/json') json = Math.max(json, qualityOf(range, semicolon))
+    else if (media === 'text/html') html = Math.max(html, qualityOf(range, semicolon))
+    start = end + 1
+  }
+  return json > html
 }
 
 // Where a request with no usable Host header is placed, to parse its path.

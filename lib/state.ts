@@ -15,8 +15,10 @@ export interface LoginState {
   authenticated: boolean
   /** Where the user came from; a user from a cookie makes the response vary by Cookie. */
   source: 'session' | 'remember' | 'request' | null
-  /** The raw remember cookie sent with the request, if any. */
+  /** The raw remember cookie sent with the request, if any (none when it came more than once). */
   readonly cookie: string | undefined
+  /** The request carried several remember cookies (some tossed): none is used, all are cleared. */
+  readonly severalCookies: boolean
   /** The verified remember token; `undefined` until verified. */
   token: RememberToken | null | undefined
   cookieAction: CookieAction | null

@@ -1,9 +1,11 @@
 // `fastify-login/testing`: log a user in for `app.inject` tests.
 //
 // `loginAs` asks the plugin, in-process, to log the user in on an injected
-// request. The request is recognised by a one-time random ticket that lives
-// only in this process's memory and only for the duration of that inject call,
-// so no HTTP request from outside can trigger it.
+// request. The request is recognised by a random ticket that lives only in
+// this process's memory: the plugin takes it at the first injected request
+// that carries it, and `loginAs` drops it when its inject ends, whatever the
+// outcome. A request that came over a socket never uses a ticket, so no HTTP
+// request from outside can trigger it.
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import type { LoginUser } from '../types/index.js'

@@ -5,7 +5,10 @@ import type { LoginConfig } from './options.js'
 
 function describe (value: unknown): string {
   if (value === null) return 'null'
-  if (typeof value === 'string') return value === '' ? 'an empty string' : 'a string'
+  if (typeof value === 'string') {
+    if (value === '') return 'an empty string'
+    return value.isWellFormed() ? 'a string' : 'a string that is not well-formed Unicode (it has a lone surrogate)'
+  }
   if (typeof value === 'number') return `the number ${String(value)}`
   return `a value of type ${typeof value}`
 }
@@ -21,7 +24,8 @@ export function userIdOf (config: LoginConfig, user: LoginUser): string {
   } catch {
     throw new FST_LOGIN_INVALID_USER_ID('reading its id threw')
   }
-  if (typeof id === 'string' && id !== '') return id
+  // A lone surrogate has no UTF-8 form: the remember cookie would name another id.
+  if (typeof id === 'string' && id !== '' && id.isWellFormed()) return id
   if (typeof id === 'number' && Number.isFinite(id)) return String(id)
   throw new FST_LOGIN_INVALID_USER_ID(`its id is ${describe(id)}`)
 }

@@ -282,3 +282,31 @@ t.test('Cache-Control on guarded routes', async (t) => {
   })
   t.end()
 })
+
+// A user from the requestLoader (an API key in a header) personalises the
+// response by a header no Vary can name in general: keep it out of shared caches.
+t.test('Cache-Control: private on responses to a requestLoader user', async (t) => {
+  const KEYS = new Map([['key-of-ann', '1']])
+  for (const sessionPlugin of ['session', 'secure-session'] as const) {
+    const { app, users } = await buildApp({
+      sessionPlugin,
+      login: { requestLoader: (request) => users.get(KEYS.get(String(request.headers['x-api-key'])) ?? '') ?? null }
+    })
+    app.get('/api/me', async (request) => ({ user: request.isAuthenticated() ? (request.user as { name: string }).name : null }))
+    app.get('/api/cached', async (_request, reply) => {
+      reply.header('cache-control', 'public, max-age=60')
+      return { ok: true }
+    })
+    app.get('/api/guarded', { config: { login: 'required' } }, async () => ({ ok: true }))
+    const withKey = (url: string) => app.inject({ url, headers: { 'x-api-key': 'key-of-ann' } })
+
+    const me = await withKey('/api/me')
+    t.same(me.json(), { user: 'Ann' }, `${sessionPlugin}: the key logs Ann in`)
+    t.equal(me.headers['cache-control'], 'private', `${sessionPlugin}: an unguarded route is private`)
+    t.equal((await withKey('/api/cached')).headers['cache-control'], 'public, max-age=60', `${sessionPlugin}: the route's own header wins`)
+    t.equal((await withKey('/api/guarded')).headers['cache-control'], 'private, no-store', `${sessionPlugin}: a guarded route keeps the guard's`)
+    const anonymous = await app.inject({ url: '/api/me', headers: { 'x-api-key': 'wrong' } })
+    t.same(anonymous.json(), { user: null })
+    t.equal(anonymous.headers['cache-control'], undefined, `${sessionPlugin}: an anonymous response is left alone`)
+  }
+})

@@ -166,6 +166,20 @@ t.test('a CSRF token from before the login does not work after it', async (t) =>
   t.equal(await isLoggedIn(jar), true)
 })
 
+t.test("a planted session's CSRF token does not work after the remember cookie restores the login", async (t) => {
+  const { app } = await start(t)
+  const victim = new CookieJar(app)
+  await logIn(victim, { remember: true })
+  victim.restartBrowser()
+  // The attacker's own anonymous session (a login form gives it a CSRF secret), planted in the victim's browser.
+  const attacker = new CookieJar(app)
+  const token = csrfTokenOf(await attacker.inject({ url: '/login', headers: { accept: 'text/html' } }))
+  victim.set('session', attacker.get('session') ?? '')
+  t.equal(await isLoggedIn(victim), true, 'the remember cookie restored the login into that session')
+  t.equal((await postForm(victim, '/logout', { _csrf: token })).statusCode, 403, "a cross-site logout with the attacker's token fails")
+  t.equal(await isLoggedIn(victim), true)
+})
+
 t.test('a next that leaves the site is replaced by /', async (t) => {
   const { app } = await start(t)
   for (const next of ['//evil.example/', 'https://evil.example/', '/\\evil.example']) {

@@ -126,6 +126,23 @@ t.test('requireFreshLogin', async (t) => {
     t.teardown(() => { Date.now = realNow })
     t.equal((await jar.inject('/fresh')).json().code, 'FST_LOGIN_NEEDS_REFRESH')
   })
+
+  for (const sessionPlugin of ['session', 'secure-session'] as const) {
+    t.test(`a login is fresh for exactly freshMaxAge seconds, not a millisecond longer (${sessionPlugin})`, async (t) => {
+      const realNow = Date.now
+      t.teardown(() => { Date.now = realNow })
+      const loginTime = realNow()
+      Date.now = () => loginTime
+      const { app } = await buildApp({ sessionPlugin, login: { freshMaxAge: 60 } })
+      const jar = await loggedIn(app)
+      Date.now = () => loginTime + 60_000
+      t.equal((await jar.inject('/fresh')).statusCode, 200, 'at freshMaxAge: still fresh')
+      t.equal((await jar.inject('/')).json().fresh, true)
+      Date.now = () => loginTime + 60_001
+      t.equal((await jar.inject('/fresh')).json().code, 'FST_LOGIN_NEEDS_REFRESH', 'one millisecond later: stale')
+      t.equal((await jar.inject('/')).json().fresh, false)
+    })
+  }
 })
 
 t.test('guards outside a route\'s preHandler', async (t) => {

@@ -191,7 +191,9 @@ t.test('loginUser', async (t) => {
     ['an object id', () => ({ id: { value: 1 } })],
     ['getId() returning an empty string', () => ({ id: '1', getId: () => '' })],
     ['getId() throwing', () => ({ getId: () => { throw new Error('no id') } })],
-    ['a UserMixin without id', () => new UserMixin() as unknown as LoginUser]
+    ['a UserMixin without id', () => new UserMixin() as unknown as LoginUser],
+    ['a lone high surrogate in its id', () => ({ id: 'x\ud800' })],
+    ['getId() returning a lone low surrogate', () => ({ getId: () => '\udc00x' })]
   ]
   for (const [label, user] of badUsers) {
     t.test(`a user with ${label} rejects with FST_LOGIN_INVALID_USER_ID before writing`, async (t) => {
@@ -200,6 +202,26 @@ t.test('loginUser', async (t) => {
       const response = await jar.inject({ method: 'POST', url: '/login-with' })
       t.same(response.json(), { code: 'FST_LOGIN_INVALID_USER_ID' })
       t.equal(response.headers['set-cookie'], undefined, 'no cookie at all')
+    })
+  }
+
+  // UTF-8 has no lone surrogates: the remember cookie of "x\ud800" would name "x\ufffd", another user.
+  for (const sessionPlugin of ['session', 'secure-session'] as const) {
+    t.test(`an id that is not well-formed Unicode logs nobody in, now or from a cookie (${sessionPlugin})`, async (t) => {
+      const { app, jar, loaded, users } = await build({ sessionPlugin })
+      users.set('x\ufffd', new User('x\ufffd', 'Replacement'))
+      addLoginWith(app, () => new User('x\ud800', 'Lone'), { remember: true })
+      app.post('/login-raw', { config: { login: 'optional' } }, async (request) => request.loginUser(new User('secret\udfff', 'Lone')))
+      const response = await jar.inject({ method: 'POST', url: '/login-with' })
+      t.same(response.json(), { code: 'FST_LOGIN_INVALID_USER_ID' })
+      t.equal(response.headers['set-cookie'], undefined, 'no session, no remember cookie')
+      jar.restartBrowser()
+      t.equal((await whoami(jar)).authenticated, false)
+      t.same(loaded, [], 'no loader call, for either id')
+      const raw = await jar.inject({ method: 'POST', url: '/login-raw' })
+      t.equal(raw.statusCode, 500)
+      t.match(raw.json().message, /its id is a string that is not well-formed Unicode \(it has a lone surrogate\)/, 'the error says why')
+      t.notMatch(raw.body, /secret/, 'without the id')
     })
   }
 

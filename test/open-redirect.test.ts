@@ -380,3 +380,34 @@ t.test('safeNextUrl uses the given fallback', async (t) => {
   t.equal(response.headers.location, '/home')
   t.equal((await app.inject({ url: '/go', headers: { host: HOST } })).headers.location, '/home', 'no next at all')
 })
+
+// No scheme downgrade (SPEC section 16): a page served over HTTPS never sends
+// the user on to plain HTTP, even on its own host.
+t.test('isSafeRedirectUrl with requireHttps refuses http: targets', async (t) => {
+  const strict = { requireHttps: true }
+  for (const url of ['http://good.test/x', 'HTTP://GOOD.TEST/x', 'http://good.test:443/x', 'http:\\\\good.test/x']) {
+    t.equal(isSafeRedirectUrl(url, HOST, strict), false, `${show(url)} is refused`)
+    t.equal(isSafeRedirectUrl(url, ['good.test', 'good.test:443'], strict), false, `${show(url)} is refused for a list of hosts`)
+  }
+  t.equal(isSafeRedirectUrl('http://good.test/x', HOST), true, 'accepted without requireHttps')
+  t.equal(isSafeRedirectUrl('http://good.test/x', HOST, { requireHttps: false }), true)
+  t.equal(isSafeRedirectUrl('http://good.test/x', HOST, {}), true)
+  for (const url of ['https://good.test/x', '//good.test/x', '/x', 'x?y#z', '?q=1']) {
+    t.equal(isSafeRedirectUrl(url, HOST, strict), true, `${show(url)} stays on https: accepted`)
+  }
+  for (const url of BYPASSES) t.equal(isSafeRedirectUrl(url, HOST, strict), false, show(url))
+})
+
+t.test('safeNextUrl on an HTTPS request refuses an http: target, and keeps https ones', async (t) => {
+  const { app } = await buildApp({ fastify: { trustProxy: true } })
+  app.get('/go', { config: { login: 'optional' } }, async (request, reply) => reply.redirect(request.safeNextUrl('/')))
+  const go = async (next: string, proto: string) => (await app.inject({
+    url: `/go?next=${encodeURIComponent(next)}`,
+    headers: { host: HOST, 'x-forwarded-proto': proto }
+  })).headers.location
+  t.equal(await go('http://good.test/account', 'https'), '/', 'a downgrade falls back')
+  t.equal(await go('https://good.test/account', 'https'), 'https://good.test/account')
+  t.equal(await go('//good.test/account', 'https'), '//good.test/account', 'scheme-relative stays on https')
+  t.equal(await go('/account', 'https'), '/account')
+  t.equal(await go('http://good.test/account', 'http'), 'http://good.test/account', 'a plain-HTTP page may name http:')
+})

@@ -252,7 +252,8 @@ t.test('app.loginManager.options', async (t) => {
       },
       freshMaxAge: undefined,
       regenerateSession: true,
-      loginRequiredByDefault: false
+      loginRequiredByDefault: false,
+      dropOnLogin: ['_csrf']
     })
   })
 

@@ -89,18 +89,24 @@ async function recordingApp (plugin: Plugin) {
   } else {
     await app.register(fastifySession, { secret: SESSION_SECRET, cookie: { secure: false }, saveUninitialized: false })
   }
-  app.addHook('onRequest', async (request: FastifyRequest) => {
-    const holder = request as unknown as { session: object }
-    const session = holder.session
-    holder.session = new Proxy(session, {
-      get (target, property) {
-        const value: unknown = Reflect.get(target, property, target)
-        if (typeof value !== 'function') return value
-        return (...args: unknown[]) => {
-          if (recording) calls.add(String(property))
-          return (value as (...rest: unknown[]) => unknown).apply(target, args)
-        }
+  const recorded = (session: object): object => new Proxy(session, {
+    get (target, property) {
+      const value: unknown = Reflect.get(target, property, target)
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => {
+        if (recording) calls.add(String(property))
+        return (value as (...rest: unknown[]) => unknown).apply(target, args)
       }
+    }
+  })
+  app.addHook('onRequest', async (request: FastifyRequest) => {
+    // regenerate() puts a new session on the request: that one is recorded too.
+    let session = recorded((request as unknown as { session: object }).session)
+    Object.defineProperty(request, 'session', {
+      configurable: true,
+      enumerable: true,
+      get: () => session,
+      set: (value: object) => { session = recorded(value) }
     })
     recording = true
   })

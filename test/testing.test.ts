@@ -1,7 +1,11 @@
+import { connect, type IncomingHttpHeaders } from 'node:http2'
 import t from 'tap'
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fastifyCookie from '@fastify/cookie'
+import fastifySession from '@fastify/session'
+import fastifyLogin from '../lib/index.js'
 import { loginAs } from '../lib/testing.js'
-import { buildApp } from './helpers.js'
+import { buildApp, LOGIN_SECRET, SESSION_SECRET } from './helpers.js'
 
 const TICKET_HEADER = 'x-fastify-login-test-ticket'
 const MODES = ['basic', 'strong', false] as const
@@ -117,4 +121,122 @@ t.test('a real HTTP request with a ticket header logs nobody in', async (t) => {
     t.same(await response.json(), { user: null, authenticated: false, fresh: false, remembered: false })
     t.equal(response.headers.get('set-cookie'), null)
   }
+})
+
+function parsedOrRaw (body: string): unknown {
+  try {
+    return JSON.parse(body)
+  } catch {
+    return body
+  }
+}
+
+// Tickets are good for one injected request (SPEC section 16). Each app's
+// onSend hook replays the ticket of the loginAs request it is answering, so
+// the replay happens while loginAs is still waiting for its response.
+for (const sessionPlugin of PLUGINS) {
+  t.test(`a ticket replayed while loginAs is pending logs nobody in (${sessionPlugin})`, async (t) => {
+    const { app } = await buildApp({ sessionPlugin })
+    const replays: Array<{ via: string, status: number, body: unknown, cookie: unknown }> = []
+    let replayed = false
+    app.addHook('onSend', async (request) => {
+      const ticket = request.headers[TICKET_HEADER]
+      if (typeof ticket !== 'string' || replayed) return
+      replayed = true
+      const injected = await app.inject({ url: '/', headers: { [TICKET_HEADER]: ticket } })
+      replays.push({ via: 'inject', status: injected.statusCode, body: injected.body, cookie: injected.headers['set-cookie'] })
+      const address = app.server.address()
+      const port = typeof address === 'object' && address !== null ? address.port : 0
+      const overHttp = await fetch(`http://127.0.0.1:${port}/`, { headers: { [TICKET_HEADER]: ticket } })
+      replays.push({ via: 'HTTP', status: overHttp.status, body: await overHttp.text(), cookie: overHttp.headers.get('set-cookie') ?? undefined })
+    })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    t.teardown(() => app.close())
+    const cookie = await loginAs(app, ann)
+    t.equal((await app.inject({ url: '/', headers: { cookie } })).json().user, 'Ann', 'loginAs itself worked')
+    t.equal(replays.length, 2)
+    for (const replay of replays) {
+      t.equal(replay.status, 200, `${replay.via}: an ordinary request`)
+      t.same(parsedOrRaw(String(replay.body)), { user: null, authenticated: false, fresh: false, remembered: false }, `${replay.via}: anonymous`)
+      t.equal(replay.cookie, undefined, `${replay.via}: no session cookie`)
+    }
+  })
+}
+
+interface Replay {
+  status: number
+  body: string
+  cookie: string | null
+}
+
+async function getOverHttp1 (port: number, ticket: string): Promise<Replay> {
+  const response = await fetch(`http://127.0.0.1:${port}/`, { headers: { [TICKET_HEADER]: ticket } })
+  return { status: response.status, body: await response.text(), cookie: response.headers.get('set-cookie') }
+}
+
+function getOverHttp2 (port: number, ticket: string): Promise<Replay> {
+  return new Promise((resolve, reject) => {
+    const client = connect(`http://127.0.0.1:${port}`)
+    client.on('error', reject)
+    const stream = client.request({ ':path': '/', [TICKET_HEADER]: ticket })
+    let headers: IncomingHttpHeaders = {}
+    let body = ''
+    stream.on('response', (received) => { headers = received })
+    stream.setEncoding('utf8')
+    stream.on('data', (chunk: string) => { body += chunk })
+    stream.on('end', () => {
+      client.close()
+      const cookie = headers['set-cookie']
+      resolve({ status: Number(headers[':status']), body, cookie: cookie === undefined ? null : cookie.join(', ') })
+    })
+    stream.on('error', reject)
+  })
+}
+
+// An app whose own onRequest hook, registered before fastify-login, sees the
+// ticket before the plugin does and replays it over HTTP, then lets the
+// request go on (or, with `refuse`, answers it itself: the loginAs fails).
+async function appWithEarlyHook (refuse: boolean, http2 = false) {
+  // Typed as the HTTP/1 instance: the routes and hooks below are the same for both.
+  const app = (http2 ? Fastify({ http2: true }) : Fastify()) as unknown as FastifyInstance
+  await app.register(fastifyCookie)
+  await app.register(fastifySession, { secret: SESSION_SECRET, cookie: { secure: false }, saveUninitialized: false })
+  const tickets: string[] = []
+  const replays: Replay[] = []
+  app.addHook('onRequest', async (request, reply) => {
+    const ticket = request.headers[TICKET_HEADER]
+    if (typeof ticket !== 'string' || tickets.length > 0) return
+    tickets.push(ticket)
+    const address = app.server.address()
+    const port = typeof address === 'object' && address !== null ? address.port : 0
+    replays.push(await (http2 ? getOverHttp2 : getOverHttp1)(port, ticket))
+    if (refuse) await reply.code(503).send({ busy: true })
+  })
+  await app.register(fastifyLogin, { secret: LOGIN_SECRET, userLoader: (id) => (id === '1' ? ann : null) })
+  app.get('/', async (request) => ({ authenticated: request.isAuthenticated() }))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  return { app, tickets, replays }
+}
+
+t.test('a ticket replayed over HTTP before the plugin has seen it logs nobody in', async (t) => {
+  const { app, replays } = await appWithEarlyHook(false)
+  const cookie = await loginAs(app, ann)
+  t.same((await app.inject({ url: '/', headers: { cookie } })).json(), { authenticated: true }, 'loginAs itself worked')
+  t.same(replays, [{ status: 200, body: '{"authenticated":false}', cookie: null }], 'the replay was an anonymous request')
+})
+
+t.test('a ticket replayed over HTTP/2 before the plugin has seen it logs nobody in', async (t) => {
+  const { app, replays } = await appWithEarlyHook(false, true)
+  const cookie = await loginAs(app, ann)
+  t.same((await app.inject({ url: '/', headers: { cookie } })).json(), { authenticated: true }, 'loginAs itself worked')
+  t.same(replays, [{ status: 200, body: '{"authenticated":false}', cookie: null }], 'the replay was an anonymous request')
+})
+
+t.test('the ticket of a failed loginAs is dead', async (t) => {
+  const { app, tickets } = await appWithEarlyHook(true)
+  await t.rejects(loginAs(app, ann), /could not log the user in \(status 503\)/)
+  const replay = await app.inject({ url: '/', headers: { [TICKET_HEADER]: tickets[0]! } })
+  t.same(replay.json(), { authenticated: false })
+  t.equal(replay.headers['set-cookie'], undefined)
 })

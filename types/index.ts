@@ -73,7 +73,12 @@ export type SessionProtection = 'basic' | 'strong' | false
 
 /** Options of the remember-me cookie. */
 export interface RememberCookieOptions {
-  /** Cookie name. Default `'remember_token'`. */
+  /**
+   * Cookie name. Default `'remember_token'`. On HTTPS sites prefer
+   * `'__Host-remember_token'` (needs `secure: true`, `path: '/'` and no `domain`):
+   * no subdomain or other path can then plant a cookie of that name.
+   * A `__Secure-` name needs `secure: true`.
+   */
   cookieName?: string
   /** Lifetime in seconds. Default 31536000 (365 days). */
   duration?: number
@@ -143,6 +148,12 @@ export interface FastifyLoginOptions {
   regenerateSession?: boolean
   /** Require a login on every route registered after the plugin (and any already there when it loads) unless `config.login` says otherwise. Default `false`. */
   loginRequiredByDefault?: boolean
+  /**
+   * Session keys that `loginUser`, a remember-cookie restore and `confirmLogin`
+   * remove, so that nothing planted in a session before a login survives it.
+   * Default `['_csrf']` (@fastify/csrf-protection's secret); `[]` keeps everything.
+   */
+  dropOnLogin?: readonly string[]
 }
 
 /** Options of `request.loginUser`. */
@@ -155,6 +166,12 @@ export interface LoginUserOptions {
   force?: boolean
   /** Mark the login fresh. Default `true`. */
   fresh?: boolean
+}
+
+/** Options of `isSafeRedirectUrl`. */
+export interface SafeRedirectOptions {
+  /** Refuse `http:` URLs: for a page served over HTTPS (no scheme downgrade). Default `false`. */
+  requireHttps?: boolean
 }
 
 /** Route-level `config.login`. */
@@ -204,6 +221,7 @@ export interface ResolvedLoginOptions {
   readonly freshMaxAge: number | undefined
   readonly regenerateSession: boolean
   readonly loginRequiredByDefault: boolean
+  readonly dropOnLogin: readonly string[]
 }
 
 /** `app.loginManager`. */
@@ -257,7 +275,7 @@ declare module 'fastify' {
     logoutUser (): Promise<boolean>
     /** Marks the login fresh again. */
     confirmLogin (): Promise<void>
-    /** The `next` target if it is a safe redirect for this host, else `fallback` (default `'/'`). */
+    /** The `next` target if it is a safe redirect for this host (never `http:` on an HTTPS request), else `fallback` (default `'/'`). */
     safeNextUrl (fallback?: string): string
   }
   interface FastifyInstance {

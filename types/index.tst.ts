@@ -12,7 +12,7 @@ import fastifyLogin, {
   fastifyLogin as namedFastifyLogin, isSafeRedirectUrl,
   type AnonymousUser, type AnonymousUserShape, type DefaultUser, type FastifyLoginOptions, type LoginEventName,
   type LoginEvents, type LoginManager, type LoginUser, type LoginUserOptions, type RequestEvent,
-  type ResolvedLoginOptions, type RouteLoginMode, type SessionProtection, type UserEvent, type UserLike
+  type ResolvedLoginOptions, type RouteLoginMode, type SafeRedirectOptions, type SessionProtection, type UserEvent, type UserLike
 } from 'fastify-login'
 
 const secret = 'a-secret-of-at-least-thirty-two-characters'
@@ -175,8 +175,10 @@ describe('FastifyLoginOptions', () => {
       loginRequiredByDefault: boolean
       loginMessageCategory: string
       needsRefreshMessageCategory: string
+      dropOnLogin: readonly string[]
     }>()
     expect<FastifyLoginOptions>().type.not.toBeAssignableFrom<{ secret: string, freshMaxAge: '1h' }>()
+    expect<FastifyLoginOptions>().type.not.toBeAssignableFrom<{ secret: string, dropOnLogin: '_csrf' }>()
     expect<FastifyLoginOptions>().type.not.toBeAssignableFrom<{ secret: string, exemptMethods: 'OPTIONS' }>()
   })
 })
@@ -313,6 +315,7 @@ describe('app.loginManager', () => {
     expect(app.loginManager.options.sessionProtection).type.toBe<SessionProtection>()
     expect(app.loginManager.options.remember.duration).type.toBe<number>()
     expect(app.loginManager.options.remember.domain).type.toBe<string | undefined>()
+    expect(app.loginManager.options.dropOnLogin).type.toBe<readonly string[]>()
     expect(app.loginManager.options).type.not.toHaveProperty('secret')
   })
 
@@ -386,11 +389,14 @@ describe('app.loginManager', () => {
 })
 
 describe('named exports', () => {
-  test('isSafeRedirectUrl takes a URL and one or more hosts', () => {
-    expect(isSafeRedirectUrl).type.toBe<(url: string, allowedHosts: string | readonly string[]) => boolean>()
+  test('isSafeRedirectUrl takes a URL, one or more hosts and optionally requireHttps', () => {
+    expect(isSafeRedirectUrl).type.toBe<(url: string, allowedHosts: string | readonly string[], options?: SafeRedirectOptions) => boolean>()
     expect(isSafeRedirectUrl).type.toBeCallableWith('/next', 'example.com')
     expect(isSafeRedirectUrl).type.toBeCallableWith('//example.com/next', ['example.com', 'www.example.com'])
+    expect(isSafeRedirectUrl).type.toBeCallableWith('https://example.com/next', 'example.com', { requireHttps: true })
     expect(isSafeRedirectUrl).type.not.toBeCallableWith('/next')
+    expect(isSafeRedirectUrl).type.not.toBeCallableWith('/next', 'example.com', { requireHttps: 'yes' })
+    expect<SafeRedirectOptions>().type.toBe<{ requireHttps?: boolean }>()
   })
 
   test('UserMixin is a logged-in user with getId and equals', () => {
