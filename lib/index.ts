@@ -9,6 +9,7 @@ import type { FastifyLoginOptions, LoginEventListener, LoginEventName, LoginMana
 import { createActions } from './actions.js'
 import { FST_LOGIN_INVALID_OPTION, FST_LOGIN_MISSING_COOKIE, FST_LOGIN_MISSING_SESSION } from './errors.js'
 import { LoginEventHub } from './events.js'
+import { createLifetime, loginExpiredOf } from './lifetime.js'
 import { currentUser, loaderFailure, loadUser, tokenOf, type LoginContext } from './loading.js'
 import { publicOptions, resolveOptions } from './options.js'
 import { normaliseHost } from './redirects.js'
@@ -25,7 +26,7 @@ export { SESSION_KEYS } from './session.js'
 export { EVENT_NAMES } from './events.js'
 export * from './errors.js'
 export {
-  DEFAULT_EXEMPT_METHODS, DEFAULT_LOGIN_MESSAGE, DEFAULT_MESSAGE_CATEGORY, DEFAULT_NEEDS_REFRESH_MESSAGE,
+  DEFAULT_EXEMPT_METHODS, DEFAULT_EXPIRED_MESSAGE, DEFAULT_LOGIN_MESSAGE, DEFAULT_MESSAGE_CATEGORY, DEFAULT_NEEDS_REFRESH_MESSAGE,
   DEFAULT_NEXT_FIELD, DEFAULT_REMEMBER_COOKIE_NAME, DEFAULT_REMEMBER_DURATION, MIN_SECRET_LENGTH
 } from './options.js'
 
@@ -63,7 +64,8 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
     if (config.forceHostForRedirects !== undefined && normaliseHost(config.forceHostForRedirects) === null) {
       throw new FST_LOGIN_INVALID_OPTION('`forceHostForRedirects` must be a host name, with an optional port')
     }
-    context = { config, events: new LoginEventHub(), codec: new RememberCodec(config.secrets) }
+    const events = new LoginEventHub()
+    context = { config, events, codec: new RememberCodec(config.secrets), lifetime: createLifetime(config, events) }
   } catch (error) {
     done(error as Error)
     return
@@ -72,6 +74,7 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   const actions = createActions(context)
   const responses = createResponses(config, events)
   const testLogins = new Map<string, PendingTestLogin>()
+  if (config.loginDisabled) fastify.log.warn('fastify-login: loginDisabled is set, so every login guard lets every request through; use it in tests only')
 
   const manager: LoginManager = {
     options: publicOptions(config),
@@ -96,6 +99,7 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   fastify.decorateRequest('isAuthenticated', actions.isAuthenticated)
   fastify.decorateRequest('loginFresh', { getter (this: FastifyRequest) { return actions.loginFresh.call(this) } })
   fastify.decorateRequest('loginRemembered', { getter (this: FastifyRequest) { return actions.loginRemembered.call(this) } })
+  fastify.decorateRequest('loginExpired', { getter (this: FastifyRequest) { return loginExpiredOf(this) } })
   fastify.decorateRequest('loginUser', actions.loginUser)
   fastify.decorateRequest('logoutUser', actions.logoutUser)
   fastify.decorateRequest('confirmLogin', actions.confirmLogin)

@@ -13,7 +13,9 @@ import { AnonymousUserMixin } from './mixins.js'
 export const DEFAULT_LOGIN_MESSAGE = 'Please log in to access this page.'
 /** Flashed when a stale login is sent to the refresh view. */
 export const DEFAULT_NEEDS_REFRESH_MESSAGE = 'Please reauthenticate to access this page.'
-/** Flash category of both messages. */
+/** Flashed when a guard turns away a request whose login has just expired (`idleTimeout`, `absoluteTimeout`). */
+export const DEFAULT_EXPIRED_MESSAGE = 'Your session has expired. Please log in again.'
+/** Flash category of the login and needs-refresh messages (the expired message takes the login message's). */
 export const DEFAULT_MESSAGE_CATEGORY = 'message'
 /** Name of the remember-me cookie. */
 export const DEFAULT_REMEMBER_COOKIE_NAME = 'remember_token'
@@ -207,6 +209,7 @@ export function resolveOptions (options: FastifyLoginOptions): LoginConfig {
   const requestLoader = optionalFunction(options.requestLoader, 'requestLoader')
   if (userLoader === undefined && requestLoader === undefined) throw new FST_LOGIN_MISSING_LOADER()
   const exemptMethods = resolveExemptMethods(options.exemptMethods)
+  const loginMessageCategory = optionalString(options.loginMessageCategory, 'loginMessageCategory') ?? DEFAULT_MESSAGE_CATEGORY
   return Object.freeze({
     secrets: resolveSecrets(options.secret),
     userLoader,
@@ -215,7 +218,7 @@ export function resolveOptions (options: FastifyLoginOptions): LoginConfig {
     getUserId: optionalFunction(options.getUserId, 'getUserId') ?? defaultGetUserId,
     loginView: view(options.loginView, 'loginView'),
     loginMessage: message(options.loginMessage, 'loginMessage', DEFAULT_LOGIN_MESSAGE),
-    loginMessageCategory: optionalString(options.loginMessageCategory, 'loginMessageCategory') ?? DEFAULT_MESSAGE_CATEGORY,
+    loginMessageCategory,
     refreshView: view(options.refreshView, 'refreshView'),
     needsRefreshMessage: message(options.needsRefreshMessage, 'needsRefreshMessage', DEFAULT_NEEDS_REFRESH_MESSAGE),
     needsRefreshMessageCategory: optionalString(options.needsRefreshMessageCategory, 'needsRefreshMessageCategory') ?? DEFAULT_MESSAGE_CATEGORY,
@@ -233,7 +236,12 @@ export function resolveOptions (options: FastifyLoginOptions): LoginConfig {
     sessionVersion: optionalFunction(options.sessionVersion, 'sessionVersion'),
     freshMaxAge: positiveSeconds(options.freshMaxAge, 'freshMaxAge'),
     regenerateSession: bool(options.regenerateSession, 'regenerateSession', true),
-    loginRequiredByDefault: bool(options.loginRequiredByDefault, 'loginRequiredByDefault', false)
+    loginRequiredByDefault: bool(options.loginRequiredByDefault, 'loginRequiredByDefault', false),
+    idleTimeout: positiveSeconds(options.idleTimeout, 'idleTimeout'),
+    absoluteTimeout: positiveSeconds(options.absoluteTimeout, 'absoluteTimeout'),
+    expiredMessage: message(options.expiredMessage, 'expiredMessage', DEFAULT_EXPIRED_MESSAGE),
+    expiredMessageCategory: optionalString(options.expiredMessageCategory, 'expiredMessageCategory') ?? loginMessageCategory,
+    loginDisabled: bool(options.loginDisabled, 'loginDisabled', false)
   })
 }
 
@@ -254,6 +262,11 @@ export function publicOptions (config: LoginConfig): ResolvedLoginOptions {
     remember: config.remember,
     freshMaxAge: config.freshMaxAge,
     regenerateSession: config.regenerateSession,
-    loginRequiredByDefault: config.loginRequiredByDefault
+    loginRequiredByDefault: config.loginRequiredByDefault,
+    idleTimeout: config.idleTimeout,
+    absoluteTimeout: config.absoluteTimeout,
+    expiredMessage: config.expiredMessage,
+    expiredMessageCategory: config.expiredMessageCategory,
+    loginDisabled: config.loginDisabled
   })
 }
