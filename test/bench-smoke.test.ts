@@ -39,6 +39,8 @@ interface Harness {
   prepareScenario (scenario: Scenario, server: BenchServer): Promise<BenchRequest>
   probe (url: string, request: BenchRequest): Promise<{ status: number, body: unknown, cookies: Map<string, string> }>
   measure (scenario: Scenario, server: BenchServer, request: BenchRequest, load: { connections: number, amount: number }): Promise<{ cpuPerRequest: number, completed: number }>
+  WRITE_BUDGET: { scenario: string, limit: number }
+  runWriteBudget (server: BenchServer, options?: { runSeconds?: number }): Promise<{ requests: number, writes: number, seconds: number }>
 }
 
 const benchDir = new URL('../bench/', import.meta.url)
@@ -53,7 +55,7 @@ const EXPECTED: Record<Expectation, unknown> = {
 }
 
 t.test('every scenario answers its measured request', async (t) => {
-  t.equal(harness.SCENARIOS.length, 15, 'the twelve scenarios of issue 6 and three diagnostics')
+  t.equal(harness.SCENARIOS.length, 17, 'the twelve scenarios of issue 6, three diagnostics and the two of issue 13')
   const servers = await Promise.all(harness.SCENARIOS.map((scenario) => harness.startServer(scenario.id)))
   t.teardown(() => Promise.all(servers.map((server) => server.close())))
   for (const [index, scenario] of harness.SCENARIOS.entries()) {
@@ -83,6 +85,14 @@ t.test('every diagnostic variant answers its measured request', async (t) => {
     t.equal(response.status, 200, `${scenario.id}: status`)
     t.same(response.body, EXPECTED[scenario.expect], `${scenario.id}: body`)
   }
+})
+
+t.test('the write budget counts the session writes of a run inside one interval', async (t) => {
+  const server = await harness.startServer(harness.WRITE_BUDGET.scenario)
+  t.teardown(() => server.close())
+  const budget = await harness.runWriteBudget(server, { runSeconds: 0.3 })
+  t.ok(budget.requests > 1, `${budget.requests} requests`)
+  t.equal(budget.writes, 1, 'the first request writes the due activity time, no other does')
 })
 
 t.test('a measured round fails loudly when the request is refused', async (t) => {
