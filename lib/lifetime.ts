@@ -10,7 +10,7 @@ import { KEY_ACTIVE_AT, KEY_LOGIN_AT, KEY_USER_ID, LOGIN_KEYS, removeKeys, type 
 import { stateOf, type LoginState } from './state.js'
 
 /** Longest time between two writes of the activity time, in seconds (a tenth of `idleTimeout` when that is shorter). */
-export const MAX_ACTIVITY_INTERVAL = 60
+const MAX_ACTIVITY_INTERVAL = 60
 
 export class SessionLifetime {
   readonly #events: LoginEventHub

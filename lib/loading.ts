@@ -79,12 +79,13 @@ function dropLogin (context: LoginContext, request: FastifyRequest, state: Login
 /** Writes a login into a session that holds none: only the keys that have a value. */
 export function writeLogin (context: LoginContext, request: FastifyRequest, session: SessionLike, userId: string, fresh: boolean, version: string | undefined): void {
   const { config, lifetime } = context
+  const now = Date.now()
   session.set(KEY_USER_ID, userId)
   session.set(KEY_FRESH, fresh)
-  if (fresh && config.freshMaxAge !== undefined) session.set(KEY_FRESH_AT, Date.now())
+  if (fresh && config.freshMaxAge !== undefined) session.set(KEY_FRESH_AT, now)
   session.set(KEY_IDENTIFIER, config.sessionIdentifier(request))
   if (version !== undefined) session.set(KEY_VERSION, version)
-  if (lifetime !== null) lifetime.stamp(session, Date.now())
+  if (lifetime !== null) lifetime.stamp(session, now)
 }
 
 /**
