@@ -5,31 +5,25 @@
 // come up to one activity interval (a tenth of idleTimeout here) early.
 import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest, Session } from 'fastify'
+import { MemoryStore } from '@fastify/session'
 import { SESSION_KEYS, type SessionExpiredEvent } from '../lib/index.js'
 import { buildApp, CookieJar, type BuildOptions } from './helpers.js'
 
-type Callback = (error?: Error | null) => void
-
-/** A store for @fastify/session that keeps JSON copies, as a real store would, and counts its writes. */
-class CountingStore {
-  readonly data = new Map<string, string>()
+/** @fastify/session's memory store, counting its writes (`store.set`). */
+class CountingStore extends MemoryStore {
+  readonly data: Map<string, Session>
   writes = 0
 
-  set (id: string, session: unknown, callback: Callback): void {
+  constructor () {
+    const data = new Map<string, Session>()
+    super(data)
+    this.data = data
+  }
+
+  override set (sessionId: string, session: Session, callback: (error?: unknown) => void): void {
     this.writes++
-    this.data.set(id, JSON.stringify(session))
-    callback()
-  }
-
-  get (id: string, callback: (error: Error | null, session?: unknown) => void): void {
-    const raw = this.data.get(id)
-    callback(null, raw === undefined ? null : JSON.parse(raw))
-  }
-
-  destroy (id: string, callback: Callback): void {
-    this.data.delete(id)
-    callback()
+    super.set(sessionId, session, callback)
   }
 }
 
