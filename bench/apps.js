@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import Fastify from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import {
-  BoundedMap, SECURE_SESSION_OPTIONS, SESSION_OPTIONS, LOGIN_SECRET, checkCredentials, findUser, publicUser
+  BUDGET_TIMEOUTS, BoundedMap, SECURE_SESSION_OPTIONS, SESSION_OPTIONS, LOGIN_SECRET, TIMEOUTS, checkCredentials, findUser, publicUser
 } from './common.js'
 
 /** Requests answered successfully by a handler (the only thing a round counts). */
@@ -16,6 +16,13 @@ export function completedRequests () {
   return completed
 }
 
+/** Sessions written to @fastify/session's store (`store.set`) by this process. */
+let sessionWrites = 0
+
+export function sessionWritesCounted () {
+  return sessionWrites
+}
+
 const unauthorized = { error: 'Unauthorized' }
 
 async function registerSession (app, kind) {
@@ -24,7 +31,14 @@ async function registerSession (app, kind) {
     await app.register(fastifySecureSession, SECURE_SESSION_OPTIONS)
   } else {
     const { default: fastifySession, MemoryStore } = await import('@fastify/session')
-    await app.register(fastifySession, { ...SESSION_OPTIONS, store: new MemoryStore(new BoundedMap()) })
+    // Counts its writes; a GET that writes nothing never calls it.
+    class CountingStore extends MemoryStore {
+      set (sessionId, session, callback) {
+        sessionWrites++
+        super.set(sessionId, session, callback)
+      }
+    }
+    await app.register(fastifySession, { ...SESSION_OPTIONS, store: new CountingStore(new BoundedMap()) })
   }
 }
 
@@ -204,6 +218,11 @@ export const BUILDERS = Object.freeze({
   'signin-hand': buildHand,
   'signin-hand-flask': () => buildHandFlask('session'),
   restore: () => buildLogin('session'),
+  // Issue 13: the same app as `login` / `login-secure` with both timeouts on.
+  'login-timeouts': () => buildLogin('session', TIMEOUTS),
+  'login-secure-timeouts': () => buildLogin('secure-session', TIMEOUTS),
+  // Issue 13's write budget (harness.js `runWriteBudget`), not a timed scenario.
+  'login-write-budget': () => buildLogin('session', BUDGET_TIMEOUTS),
   // Diagnostics, not in the default run: what session protection's hash costs.
   'login-noprotect': () => buildLogin('session', { sessionProtection: false }),
   'login-secure-noprotect': () => buildLogin('secure-session', { sessionProtection: false }),

@@ -32,6 +32,16 @@ export const SESSION_OPTIONS = Object.freeze({
   saveUninitialized: false
 })
 
+/**
+ * Issue 13's timeouts as an application would set them (OWASP's upper
+ * figures for a low-risk application: 30 minutes idle, 8 hours overall):
+ * the activity time is then written at most once a minute.
+ */
+export const TIMEOUTS = Object.freeze({ idleTimeout: 30 * 60, absoluteTimeout: 8 * 60 * 60 })
+
+/** The write budget's timeouts: an idle timeout of 20 s writes the activity time at most every 2 s. */
+export const BUDGET_TIMEOUTS = Object.freeze({ idleTimeout: 20, absoluteTimeout: 8 * 60 * 60 })
+
 /** The options of @fastify/secure-session (it has no rolling or saveUninitialized). */
 export const SECURE_SESSION_OPTIONS = Object.freeze({
   key: SECURE_SESSION_KEY,

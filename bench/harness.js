@@ -5,7 +5,7 @@ import { fork } from 'node:child_process'
 import { isDeepStrictEqual } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
-import { CLIENT_HEADERS, CREDENTIALS, EXPECTED_USER } from './common.js'
+import { BUDGET_TIMEOUTS, CLIENT_HEADERS, CREDENTIALS, EXPECTED_USER } from './common.js'
 
 const SERVER = fileURLToPath(new URL('./server.js', import.meta.url))
 const SESSION_COOKIE = 'sessionId'
@@ -14,7 +14,7 @@ const REMEMBER_COOKIE = 'remember_token'
 
 /**
  * The scenarios of issue 6 (and three diagnostics: `hand-flask`,
- * `hand-flask-secure`, `signin-hand-flask`), in the order each round runs them. `expect` says
+ * `hand-flask-secure`, `signin-hand-flask`) and issue 13 (`*-timeouts`), in the order each round runs them. `expect` says
  * what the measured request must answer: `hello` ({ hello: 'world' }), `user`
  * (Ann), `signin` ({ ok: true } and a new session cookie) or `restore` (Ann and
  * a new session cookie). Guarded scenarios also check that the same request
@@ -35,7 +35,9 @@ export const SCENARIOS = Object.freeze([
   { id: 'signin-passport', what: '`POST /login` creating a session: passport `request.logIn`', expect: 'signin', prepare: () => signInRequest() },
   { id: 'signin-hand', what: '`POST /login` creating a session: `regenerate()` + `set` by hand', expect: 'signin', prepare: () => signInRequest() },
   { id: 'signin-hand-flask', what: 'diagnostic: `POST /login` of `hand-flask`: `regenerate()` + Flask-Login\'s keys by hand', expect: 'signin', prepare: () => signInRequest() },
-  { id: 'restore', what: 'fastify-login `GET /me` with only a remember cookie (session restored each time)', expect: 'restore', prepare: (url) => rememberOnly(url) }
+  { id: 'restore', what: 'fastify-login `GET /me` with only a remember cookie (session restored each time)', expect: 'restore', prepare: (url) => rememberOnly(url) },
+  { id: 'login-timeouts', what: '`login` with `idleTimeout` (30 min) and `absoluteTimeout` (8 h)', expect: 'user', prepare: (url) => me(url, SESSION_COOKIE, { keepCookie: true }) },
+  { id: 'login-secure-timeouts', what: '`login-secure` with `idleTimeout` (30 min) and `absoluteTimeout` (8 h)', expect: 'user', prepare: (url) => me(url, SECURE_SESSION_COOKIE, { keepCookie: true }) }
 ])
 
 export const SCENARIO_IDS = Object.freeze(SCENARIOS.map((scenario) => scenario.id))
@@ -109,11 +111,12 @@ async function signIn (url, extra) {
   return response.cookies
 }
 
-async function me (url, cookieName) {
+/** `GET /me` as Ann; with `keepCookie`, the load keeps the session cookie up to date (see `cannon`). */
+async function me (url, cookieName, { keepCookie = false } = {}) {
   const cookies = await signIn(url)
   const cookie = cookies.get(cookieName)
   if (cookie === undefined) throw new Error(`sign-in set no ${cookieName} cookie (got ${[...cookies.keys()].join(', ') || 'none'})`)
-  return { ...get('/me', { cookie }), anonymous: get('/me') }
+  return { ...get('/me', { cookie }), anonymous: get('/me'), ...(keepCookie ? { keepCookie: cookieName } : {}) }
 }
 
 async function rememberOnly (url) {
@@ -204,6 +207,55 @@ export async function startServer (scenarioId, { execArgv = [], execPath = proce
   }
 }
 
+/**
+ * Issue 13's write budget: a run of requests inside one activity interval
+ * (min(60 s, idleTimeout / 10): 2 s on the `login-write-budget` server)
+ * makes at most one session write, counted by the server's store.
+ */
+export const WRITE_BUDGET = Object.freeze({
+  scenario: 'login-write-budget',
+  intervalSeconds: Math.min(60, BUDGET_TIMEOUTS.idleTimeout / 10),
+  runSeconds: 1,
+  limit: 1
+})
+
+/**
+ * Runs the write budget on a `login-write-budget` server: signs in, waits
+ * until the activity time is due, then sends requests one after another for
+ * `runSeconds` (well inside one interval). The first of them writes the
+ * activity time; none of the others may write. Resolves
+ * `{ requests, writes, seconds }`; throws when a request is not answered 200.
+ */
+export async function runWriteBudget (server, { runSeconds = WRITE_BUDGET.runSeconds } = {}) {
+  const request = await me(server.url, SESSION_COOKIE)
+  await checkScenario({ id: WRITE_BUDGET.scenario, expect: 'user' }, server.url, request)
+  await new Promise((resolve) => setTimeout(resolve, WRITE_BUDGET.intervalSeconds * 1000 + 100))
+  const before = await server.stats()
+  const started = process.hrtime.bigint()
+  const result = await cannon(server.url, request, { connections: 1, duration: runSeconds })
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  const after = await server.stats()
+  if (result.non2xx > 0 || result.errors > 0 || result['2xx'] === 0) {
+    throw new Error(`${WRITE_BUDGET.scenario}: ${result.non2xx} non-2xx responses, ${result.errors} errors`)
+  }
+  return { requests: after.completed - before.completed, writes: after.sessionWrites - before.sessionWrites, seconds }
+}
+
+/** True when a run of `scenarios` includes issue 13's (the default run does): the write budget is then run too. */
+export function wantsWriteBudget (scenarios) {
+  return scenarios.some((scenario) => scenario.id.endsWith('-timeouts'))
+}
+
+/** The write budget as a Markdown table. */
+export function renderWriteBudget ({ requests, writes, seconds }) {
+  const { intervalSeconds, limit } = WRITE_BUDGET
+  return [
+    '| run | requests | seconds | session writes (store.set) | limit | result |',
+    '|---|--:|--:|--:|--:|---|',
+    `| \`${WRITE_BUDGET.scenario}\`: one connection, starting when the activity time is due, inside one ${intervalSeconds} s interval | ${requests} | ${seconds.toFixed(2)} | ${writes} | ≤ ${limit} | ${writes <= limit ? 'met' : '**missed**'} |`
+  ].join('\n')
+}
+
 /** Prepares and checks the measured request of `scenario` on a running server. */
 export async function prepareScenario (scenario, server) {
   const request = await scenario.prepare(server.url)
@@ -211,16 +263,40 @@ export async function prepareScenario (scenario, server) {
   return request
 }
 
+/**
+ * The request as autocannon's `requests`, sending the newest `name` cookie
+ * any response set, as a browser's tabs share their cookies: the session
+ * cookie of @fastify/secure-session changes whenever the session does (the
+ * activity time of `idleTimeout`, once a minute). Replaying the cookie of
+ * the sign-in instead would find the activity time due on every request.
+ */
+function keepingCookie (request, headers, name) {
+  let cookie = headers.cookie
+  return [{
+    method: request.method,
+    path: request.path,
+    headers,
+    body: request.body,
+    setupRequest: (built) => ({ ...built, headers: { ...built.headers, cookie } }),
+    onResponse: (status, body, context, responseHeaders) => {
+      const set = [responseHeaders['set-cookie'] ?? []].flat().find((value) => value.startsWith(`${name}=`))
+      if (set !== undefined) cookie = set.split(';')[0]
+    }
+  }]
+}
+
 /** Runs autocannon against `request`: for `duration` seconds, or for `amount` requests when given. */
 export async function cannon (url, request, { connections = 10, duration = 3, amount } = {}) {
+  const headers = { ...CLIENT_HEADERS, ...request.headers }
   const options = {
     url: url + request.path,
     method: request.method,
-    headers: { ...CLIENT_HEADERS, ...request.headers },
+    headers,
     body: request.body,
     connections,
     pipelining: 1
   }
+  if (request.keepCookie !== undefined) options.requests = keepingCookie(request, headers, request.keepCookie)
   if (amount !== undefined) options.amount = amount
   else options.duration = duration
   return autocannon(options)

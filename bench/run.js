@@ -24,17 +24,21 @@ import { cpus, loadavg, totalmem } from 'node:os'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { STORE_CAPACITY } from './common.js'
-import { SCENARIOS, envNumber, measure, prepareScenario, scenarioById, startServer } from './harness.js'
+import {
+  SCENARIOS, WRITE_BUDGET, envNumber, measure, prepareScenario, renderWriteBudget, runWriteBudget, scenarioById, startServer, wantsWriteBudget
+} from './harness.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
-/** Issue 6's targets: ratios of server CPU per request, same run. */
+/** Issue 6's and issue 13's targets: ratios of server CPU per request, same run. */
 export const TARGETS = Object.freeze([
   { subject: 'login', baseline: 'hand', limit: 1.05 },
   { subject: 'login', baseline: 'passport', limit: 0.95 },
   { subject: 'login-secure', baseline: 'passport-secure', limit: 0.95 },
   { subject: 'anon-with', baseline: 'anon-without', limit: 1.03 },
-  { subject: 'signin-login', baseline: 'signin-passport', limit: 1.0 }
+  { subject: 'signin-login', baseline: 'signin-passport', limit: 1.0 },
+  { subject: 'login-timeouts', baseline: 'login', limit: 1.05 },
+  { subject: 'login-secure-timeouts', baseline: 'login-secure', limit: 1.05 }
 ])
 
 /** Ratios reported without a limit: where the cost of `login` comes from. */
@@ -145,15 +149,29 @@ async function main () {
     }
     const targets = evaluateRatios(TARGETS, summary, rounds)
     const diagnostics = evaluateRatios(DIAGNOSTICS, summary, rounds)
-    const report = { config, summary, targets, diagnostics, loadBefore, loadAfter: loadavg() }
-    process.stdout.write(`${renderTable(report)}\n\n${renderTargets(report)}\n\n${renderDiagnostics(report)}\n`)
+    const budget = wantsWriteBudget(config.scenarios) ? await writeBudget() : undefined
+    const report = { config, summary, targets, diagnostics, budget, loadBefore, loadAfter: loadavg() }
+    const budgetText = budget === undefined ? '' : `\n${renderWriteBudget(budget)}\n`
+    process.stdout.write(`${renderTable(report)}\n\n${renderTargets(report)}\n\n${renderDiagnostics(report)}\n${budgetText}`)
     if (config.out !== undefined) {
       writeResults(config.out, renderResults(report))
       log(`wrote ${config.out}`)
     }
-    if (targets.some((target) => !target.met)) log('some targets were missed: see the table above')
+    if (targets.some((target) => !target.met) || (budget !== undefined && budget.writes > WRITE_BUDGET.limit)) log('some targets were missed: see the table above')
   } finally {
     await Promise.all([...servers.values()].map((server) => server.close()))
+  }
+}
+
+/** Issue 13's write budget, on a server of its own. */
+async function writeBudget () {
+  const server = await startServer(WRITE_BUDGET.scenario)
+  try {
+    const budget = await runWriteBudget(server)
+    log(`write budget: ${budget.requests} requests in ${budget.seconds.toFixed(2)} s, ${budget.writes} session writes`)
+    return budget
+  } finally {
+    await server.close()
   }
 }
 
@@ -229,6 +247,9 @@ function renderResults (report) {
   const { config } = report
   const own = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).version
   const load = (values) => values.map((value) => value.toFixed(2)).join(', ')
+  const budgetSection = report.budget === undefined
+    ? ''
+    : `\n## Write budget (issue 13: session writes counted by the store)\n\n${renderWriteBudget(report.budget)}\n`
   const packages = ['fastify', '@fastify/cookie', '@fastify/session', '@fastify/secure-session', '@fastify/passport', 'autocannon']
     .map((name) => `${name} ${packageVersion(name)}`).join(', ')
   return `# Benchmark results
@@ -261,10 +282,10 @@ heap that grows with every request served.
 
 ${renderTable(report)}
 
-## Targets (issue 6: ratios of server CPU per request, same run)
+## Targets (issues 6 and 13: ratios of server CPU per request, same run)
 
 ${renderTargets(report)}
-
+${budgetSection}
 ## Diagnostics (no target)
 
 \`hand-flask\` is \`hand\` doing by hand what the SPEC makes fastify-login do

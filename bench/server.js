@@ -6,12 +6,12 @@
 // the number of requests its handlers completed, so the measured routes carry
 // no statistics route of their own.
 import { CLIENT_HEADERS } from './common.js'
-import { BUILDERS, buildApp, completedRequests } from './apps.js'
+import { BUILDERS, buildApp, completedRequests, sessionWritesCounted } from './apps.js'
 
 function stats () {
   const cpu = process.cpuUsage()
   const memory = process.memoryUsage()
-  return { cpu: cpu.user + cpu.system, rss: memory.rss, heapUsed: memory.heapUsed, completed: completedRequests() }
+  return { cpu: cpu.user + cpu.system, rss: memory.rss, heapUsed: memory.heapUsed, completed: completedRequests(), sessionWrites: sessionWritesCounted() }
 }
 
 async function main () {

@@ -9,6 +9,9 @@ export const FST_LOGIN_UNAUTHORIZED = createError<'FST_LOGIN_UNAUTHORIZED', 401,
 export const FST_LOGIN_NEEDS_REFRESH = createError<'FST_LOGIN_NEEDS_REFRESH', 401, []>(
   'FST_LOGIN_NEEDS_REFRESH', 'A fresh login is required to access this resource: please log in again', 401)
 
+export const FST_LOGIN_SESSION_EXPIRED = createError<'FST_LOGIN_SESSION_EXPIRED', 401, []>(
+  'FST_LOGIN_SESSION_EXPIRED', 'Your session has expired: please log in again to access this resource', 401)
+
 export const FST_LOGIN_INVALID_OPTION = createError<'FST_LOGIN_INVALID_OPTION', 500, [string]>(
   'FST_LOGIN_INVALID_OPTION', 'Invalid fastify-login option: %s', 500, TypeError)
 

@@ -10,6 +10,7 @@ import { createActions } from './actions.js'
 import { FST_LOGIN_ALREADY_REGISTERED, FST_LOGIN_INVALID_OPTION, FST_LOGIN_MISSING_COOKIE, FST_LOGIN_MISSING_SESSION } from './errors.js'
 import { LoginEventHub } from './events.js'
 import { createRouteGuards, kGuards } from './guards.js'
+import { createLifetime, loginExpiredOf } from './lifetime.js'
 import { currentUser, loaderFailure, loadUser, tokenOf, type LoginContext } from './loading.js'
 import { counted, logNotAwaited } from './not-awaited.js'
 import { publicOptions, resolveOptions } from './options.js'
@@ -28,7 +29,7 @@ export { SESSION_KEYS } from './session.js'
 export { EVENT_NAMES } from './events.js'
 export * from './errors.js'
 export {
-  DEFAULT_DROP_ON_LOGIN, DEFAULT_EXEMPT_METHODS, DEFAULT_LOGIN_MESSAGE, DEFAULT_MESSAGE_CATEGORY, DEFAULT_NEEDS_REFRESH_MESSAGE,
+  DEFAULT_DROP_ON_LOGIN, DEFAULT_EXEMPT_METHODS, DEFAULT_EXPIRED_MESSAGE, DEFAULT_LOGIN_MESSAGE, DEFAULT_MESSAGE_CATEGORY, DEFAULT_NEEDS_REFRESH_MESSAGE,
   DEFAULT_NEXT_FIELD, DEFAULT_REMEMBER_COOKIE_NAME, DEFAULT_REMEMBER_DURATION, MIN_SECRET_LENGTH
 } from './options.js'
 
@@ -59,7 +60,8 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
     if (config.forceHostForRedirects !== undefined && normaliseHost(config.forceHostForRedirects) === null) {
       throw new FST_LOGIN_INVALID_OPTION('`forceHostForRedirects` must be a host name, with an optional port')
     }
-    context = { config, events: new LoginEventHub(), codec: new RememberCodec(config.secrets) }
+    const events = new LoginEventHub()
+    context = { config, events, codec: new RememberCodec(config.secrets), lifetime: createLifetime(config, events) }
   } catch (error) {
     done(error as Error)
     return
@@ -68,6 +70,7 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   const actions = createActions(context)
   const responses = createResponses(config, events)
   const testLogins = new Map<string, PendingTestLogin>()
+  if (config.loginDisabled) fastify.log.warn('fastify-login: loginDisabled is set, so every login guard lets every request through; use it in tests only')
 
   const manager: LoginManager = {
     options: publicOptions(config),
@@ -92,6 +95,7 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   fastify.decorateRequest('isAuthenticated', actions.isAuthenticated)
   fastify.decorateRequest('loginFresh', { getter (this: FastifyRequest) { return actions.loginFresh.call(this) } })
   fastify.decorateRequest('loginRemembered', { getter (this: FastifyRequest) { return actions.loginRemembered.call(this) } })
+  fastify.decorateRequest('loginExpired', { getter (this: FastifyRequest) { return loginExpiredOf(this) } })
   fastify.decorateRequest('loginUser', counted(context, 'loginUser', actions.loginUser))
   fastify.decorateRequest('logoutUser', counted(context, 'logoutUser', actions.logoutUser))
   fastify.decorateRequest('confirmLogin', counted(context, 'confirmLogin', actions.confirmLogin))

@@ -3,6 +3,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { AnonymousUser, LoginUser } from '../types/index.js'
 import type { LoginEventHub } from './events.js'
+import type { SessionLifetime } from './lifetime.js'
 import type { LoginConfig } from './options.js'
 import { severalCookies, type RememberCodec, type RememberToken } from './remember.js'
 import {
@@ -18,6 +19,8 @@ export interface LoginContext {
   readonly config: LoginConfig
   readonly events: LoginEventHub
   readonly codec: RememberCodec
+  /** Idle and absolute timeouts; `null` when neither is set. */
+  readonly lifetime: SessionLifetime | null
 }
 
 interface WithCookies {
@@ -40,7 +43,8 @@ export function ensureState (context: LoginContext, request: FastifyRequest): Lo
     token: undefined,
     cookieAction: null,
     pendingCalls: 0,
-    pendingCall: ''
+    pendingCall: '',
+    expired: null
   }
   attachState(request, state)
   return state
@@ -80,12 +84,14 @@ function dropLogin (context: LoginContext, request: FastifyRequest, state: Login
 /** Writes a login into the session: the keys `loginUser` and a cookie restore share. */
 /** Writes a login into a session that holds none: only the keys that have a value. */
 export function writeLogin (context: LoginContext, request: FastifyRequest, session: SessionLike, userId: string, fresh: boolean, version: string | undefined): void {
-  const { config } = context
+  const { config, lifetime } = context
+  const now = Date.now()
   session.set(KEY_USER_ID, userId)
   session.set(KEY_FRESH, fresh)
-  if (fresh && config.freshMaxAge !== undefined) session.set(KEY_FRESH_AT, Date.now())
+  if (fresh && config.freshMaxAge !== undefined) session.set(KEY_FRESH_AT, now)
   session.set(KEY_IDENTIFIER, config.sessionIdentifier(request))
   if (version !== undefined) session.set(KEY_VERSION, version)
+  if (lifetime !== null) lifetime.stamp(session, now)
 }
 
 /**
@@ -221,7 +227,8 @@ export function loadUser (context: LoginContext, request: FastifyRequest, done: 
   }
   if (request.routeOptions.config?.login === false) return false
   const state = ensureState(context, request)
-  if (sessionLogin) {
+  // An expired login goes first, before protection and any loader; the request then goes on as one without it.
+  if (sessionLogin && (context.lifetime === null || !context.lifetime.endIfExpired(request, state, session))) {
     // Protection guards the session's login whoever loads it (a requestLoader may read the id too).
     if (protectionRemovedLogin(context, request, state, session)) return false
     // Without a userLoader the session's id is for the requestLoader, as in Flask-Login.

@@ -14,7 +14,9 @@ import { LOGIN_KEYS, SESSION_KEYS } from './session.js'
 export const DEFAULT_LOGIN_MESSAGE = 'Please log in to access this page.'
 /** Flashed when a stale login is sent to the refresh view. */
 export const DEFAULT_NEEDS_REFRESH_MESSAGE = 'Please reauthenticate to access this page.'
-/** Flash category of both messages. */
+/** Flashed when a guard turns away a request whose login has just expired (`idleTimeout`, `absoluteTimeout`). */
+export const DEFAULT_EXPIRED_MESSAGE = 'Your session has expired. Please log in again.'
+/** Flash category of the login and needs-refresh messages (the expired message takes the login message's). */
 export const DEFAULT_MESSAGE_CATEGORY = 'message'
 /** Name of the remember-me cookie. */
 export const DEFAULT_REMEMBER_COOKIE_NAME = 'remember_token'
@@ -264,6 +266,7 @@ export function resolveOptions (options: FastifyLoginOptions): LoginConfig {
   if (userLoader === undefined && requestLoader === undefined) throw new FST_LOGIN_MISSING_LOADER()
   const exemptMethods = resolveExemptMethods(options.exemptMethods)
   const dropOnLogin = resolveDropOnLogin(options.dropOnLogin)
+  const loginMessageCategory = optionalString(options.loginMessageCategory, 'loginMessageCategory') ?? DEFAULT_MESSAGE_CATEGORY
   return Object.freeze({
     secrets: resolveSecrets(options.secret),
     userLoader,
@@ -272,7 +275,7 @@ export function resolveOptions (options: FastifyLoginOptions): LoginConfig {
     getUserId: optionalFunction(options.getUserId, 'getUserId') ?? defaultGetUserId,
     loginView: view(options.loginView, 'loginView'),
     loginMessage: message(options.loginMessage, 'loginMessage', DEFAULT_LOGIN_MESSAGE),
-    loginMessageCategory: optionalString(options.loginMessageCategory, 'loginMessageCategory') ?? DEFAULT_MESSAGE_CATEGORY,
+    loginMessageCategory,
     refreshView: view(options.refreshView, 'refreshView'),
     needsRefreshMessage: message(options.needsRefreshMessage, 'needsRefreshMessage', DEFAULT_NEEDS_REFRESH_MESSAGE),
     needsRefreshMessageCategory: optionalString(options.needsRefreshMessageCategory, 'needsRefreshMessageCategory') ?? DEFAULT_MESSAGE_CATEGORY,
@@ -292,7 +295,12 @@ export function resolveOptions (options: FastifyLoginOptions): LoginConfig {
     regenerateSession: bool(options.regenerateSession, 'regenerateSession', true),
     loginRequiredByDefault: bool(options.loginRequiredByDefault, 'loginRequiredByDefault', false),
     dropOnLogin,
-    keysReplacedByLogin: Object.freeze([...LOGIN_KEYS, ...dropOnLogin])
+    keysReplacedByLogin: Object.freeze([...LOGIN_KEYS, ...dropOnLogin]),
+    idleTimeout: positiveSeconds(options.idleTimeout, 'idleTimeout'),
+    absoluteTimeout: positiveSeconds(options.absoluteTimeout, 'absoluteTimeout'),
+    expiredMessage: message(options.expiredMessage, 'expiredMessage', DEFAULT_EXPIRED_MESSAGE),
+    expiredMessageCategory: optionalString(options.expiredMessageCategory, 'expiredMessageCategory') ?? loginMessageCategory,
+    loginDisabled: bool(options.loginDisabled, 'loginDisabled', false)
   })
 }
 
@@ -314,6 +322,11 @@ export function publicOptions (config: LoginConfig): ResolvedLoginOptions {
     freshMaxAge: config.freshMaxAge,
     regenerateSession: config.regenerateSession,
     loginRequiredByDefault: config.loginRequiredByDefault,
-    dropOnLogin: config.dropOnLogin
+    dropOnLogin: config.dropOnLogin,
+    idleTimeout: config.idleTimeout,
+    absoluteTimeout: config.absoluteTimeout,
+    expiredMessage: config.expiredMessage,
+    expiredMessageCategory: config.expiredMessageCategory,
+    loginDisabled: config.loginDisabled
   })
 }

@@ -2,7 +2,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import type { LoginView } from '../types/index.js'
 import type { LoginEventHub } from './events.js'
-import { FST_LOGIN_NEEDS_REFRESH, FST_LOGIN_UNAUTHORIZED } from './errors.js'
+import { FST_LOGIN_NEEDS_REFRESH, FST_LOGIN_SESSION_EXPIRED, FST_LOGIN_UNAUTHORIZED } from './errors.js'
 import type { LoginConfig } from './options.js'
 import { buildLoginUrl, nextParam, normaliseHost, parse } from './redirects.js'
 import { sessionOf } from './session.js'
@@ -112,6 +112,10 @@ export function createResponses (config: LoginConfig, events: LoginEventHub): Re
     category: config.loginMessageCategory,
     Failure: FST_LOGIN_UNAUTHORIZED
   }
+  // The unauthorized response to a request whose login has just expired.
+  const expiredFlow: Flow = config.expiredMessage === false || config.expiredMessage === ''
+    ? { ...unauthorizedFlow, Failure: FST_LOGIN_SESSION_EXPIRED }
+    : { ...unauthorizedFlow, message: config.expiredMessage, category: config.expiredMessageCategory, Failure: FST_LOGIN_SESSION_EXPIRED }
   const refreshFlow: Flow = {
     event: 'userNeedsRefresh',
     handler: config.needsRefreshHandler,
@@ -149,7 +153,11 @@ export function createResponses (config: LoginConfig, events: LoginEventHub): Re
     await reply.redirect(loginUrl(view, current), 302)
   }
 
-  const unauthorized = (request: FastifyRequest, reply: FastifyReply): Promise<void> => respond(unauthorizedFlow, request, reply)
+  function unauthorizedFlowOf (request: FastifyRequest): Flow {
+    return stateOf(request)?.expired == null ? unauthorizedFlow : expiredFlow
+  }
+
+  const unauthorized = (request: FastifyRequest, reply: FastifyReply): Promise<void> => respond(unauthorizedFlowOf(request), request, reply)
   const needsRefresh = (request: FastifyRequest, reply: FastifyReply): Promise<void> => respond(refreshFlow, request, reply)
 
   // What a guard protects is private to one user: keep it out of shared
@@ -172,14 +180,18 @@ export function createResponses (config: LoginConfig, events: LoginEventHub): Re
   function requireLogin (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply, done?: HookHandlerDoneFunction): Promise<unknown> | undefined {
     if (config.exemptMethodSet.has(request.method)) return pass(done)
     markPrivate(reply)
-    if (stateOf(request)?.authenticated !== true) return deny(unauthorizedFlow, request, reply)
+    // `loginDisabled` (for tests): every request goes through as a logged-in one would.
+    if (config.loginDisabled) return pass(done)
+    if (stateOf(request)?.authenticated !== true) return deny(unauthorizedFlowOf(request), request, reply)
     return pass(done)
   }
 
   function requireFreshLogin (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply, done?: HookHandlerDoneFunction): Promise<unknown> | undefined {
     if (config.exemptMethodSet.has(request.method)) return pass(done)
     markPrivate(reply)
-    if (stateOf(request)?.authenticated !== true) return deny(unauthorizedFlow, request, reply)
+    // `loginDisabled` (for tests): every request goes through as a logged-in one would.
+    if (config.loginDisabled) return pass(done)
+    if (stateOf(request)?.authenticated !== true) return deny(unauthorizedFlowOf(request), request, reply)
     if (!isFresh(config, request)) return deny(refreshFlow, request, reply)
     return pass(done)
   }

@@ -1,7 +1,7 @@
 // Per-request login state, kept on the request behind a Symbol: nothing about
 // a request lives outside it.
 import type { FastifyRequest } from 'fastify'
-import type { AnonymousUser, LoginUser } from '../types/index.js'
+import type { AnonymousUser, LoginUser, SessionExpiryReason } from '../types/index.js'
 import type { RememberToken } from './remember.js'
 
 /** What the response must do with the remember cookie. */
@@ -26,6 +26,8 @@ export interface LoginState {
   pendingCalls: number
   /** The last of those calls to start, for the log. */
   pendingCall: string
+  /** Why the session's login expired on this request (idleTimeout, absoluteTimeout), if it did. */
+  expired: SessionExpiryReason | null
 }
 
 export const kLoginState = Symbol('fastify-login.state')

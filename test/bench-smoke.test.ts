@@ -4,6 +4,8 @@
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import type { AddressInfo } from 'node:net'
+import Fastify from 'fastify'
 import t from 'tap'
 
 type Expectation = 'hello' | 'user' | 'signin' | 'restore'
@@ -39,6 +41,9 @@ interface Harness {
   prepareScenario (scenario: Scenario, server: BenchServer): Promise<BenchRequest>
   probe (url: string, request: BenchRequest): Promise<{ status: number, body: unknown, cookies: Map<string, string> }>
   measure (scenario: Scenario, server: BenchServer, request: BenchRequest, load: { connections: number, amount: number }): Promise<{ cpuPerRequest: number, completed: number }>
+  cannon (url: string, request: BenchRequest & { keepCookie?: string }, load: { connections: number, amount: number }): Promise<{ non2xx: number }>
+  WRITE_BUDGET: { scenario: string, limit: number }
+  runWriteBudget (server: BenchServer, options?: { runSeconds?: number }): Promise<{ requests: number, writes: number, seconds: number }>
 }
 
 const benchDir = new URL('../bench/', import.meta.url)
@@ -53,7 +58,7 @@ const EXPECTED: Record<Expectation, unknown> = {
 }
 
 t.test('every scenario answers its measured request', async (t) => {
-  t.equal(harness.SCENARIOS.length, 15, 'the twelve scenarios of issue 6 and three diagnostics')
+  t.equal(harness.SCENARIOS.length, 17, 'the twelve scenarios of issue 6, three diagnostics and the two of issue 13')
   const servers = await Promise.all(harness.SCENARIOS.map((scenario) => harness.startServer(scenario.id)))
   t.teardown(() => Promise.all(servers.map((server) => server.close())))
   for (const [index, scenario] of harness.SCENARIOS.entries()) {
@@ -83,6 +88,31 @@ t.test('every diagnostic variant answers its measured request', async (t) => {
     t.equal(response.status, 200, `${scenario.id}: status`)
     t.same(response.body, EXPECTED[scenario.expect], `${scenario.id}: body`)
   }
+})
+
+t.test('the write budget counts the session writes of a run inside one interval', async (t) => {
+  const server = await harness.startServer(harness.WRITE_BUDGET.scenario)
+  t.teardown(() => server.close())
+  const budget = await harness.runWriteBudget(server, { runSeconds: 0.3 })
+  t.ok(budget.requests > 1, `${budget.requests} requests`)
+  t.equal(budget.writes, 1, 'the first request writes the due activity time, no other does')
+})
+
+t.test('a load that keeps its cookie sends the newest one a response set, as a browser does', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  let issued = 0
+  const sent: number[] = []
+  app.get('/me', async (request, reply) => {
+    sent.push(Number(/session=v(\d+)/.exec(request.headers.cookie ?? '')?.[1]))
+    issued++
+    reply.header('set-cookie', `session=v${issued}; Path=/`)
+    return {}
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  await harness.cannon(url, { method: 'GET', path: '/me', headers: { cookie: 'session=v0' }, keepCookie: 'session' }, { connections: 1, amount: 50 })
+  t.same(sent, Array.from({ length: 50 }, (_, index) => index), 'each request carries the cookie of the response before it')
 })
 
 t.test('a measured round fails loudly when the request is refused', async (t) => {

@@ -2,6 +2,7 @@
 // node:diagnostics_channel as `fastify-login:<name>`.
 import t, { type Test } from 'tap'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import { setTimeout } from 'node:timers/promises'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { EVENT_NAMES, type LoginEventName, type LoginUser } from '../lib/index.js'
 import { buildApp, CookieJar, makeUsers, type BuildOptions } from './helpers.js'
@@ -115,10 +116,19 @@ const scenarios: Record<LoginEventName, Scenario> = {
     setup: async (jar) => { await jar.inject({ method: 'POST', url: '/login/1' }) },
     trigger: (jar) => jar.inject({ url: '/', headers: { 'user-agent': 'another browser' } }),
     user: null
+  },
+  sessionExpired: {
+    options: () => ({ login: { idleTimeout: 0.05 } }),
+    setup: async (jar) => {
+      await jar.inject({ method: 'POST', url: '/login/1' })
+      await setTimeout(200)
+    },
+    trigger: (jar) => jar.inject('/'),
+    user: null
   }
 }
 
-t.test('EVENT_NAMES lists the nine events', async (t) => {
+t.test('EVENT_NAMES lists the ten events', async (t) => {
   t.same([...EVENT_NAMES].sort(), Object.keys(scenarios).sort())
 })
 

@@ -6,7 +6,7 @@ import Fastify from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import fastifyLogin, {
-  DEFAULT_EXEMPT_METHODS, DEFAULT_LOGIN_MESSAGE, DEFAULT_MESSAGE_CATEGORY, DEFAULT_NEEDS_REFRESH_MESSAGE,
+  DEFAULT_EXEMPT_METHODS, DEFAULT_EXPIRED_MESSAGE, DEFAULT_LOGIN_MESSAGE, DEFAULT_MESSAGE_CATEGORY, DEFAULT_NEEDS_REFRESH_MESSAGE,
   DEFAULT_NEXT_FIELD, DEFAULT_REMEMBER_COOKIE_NAME, DEFAULT_REMEMBER_DURATION, FST_LOGIN_INVALID_OPTION,
   MIN_SECRET_LENGTH, type FastifyLoginOptions
 } from '../lib/index.js'
@@ -253,7 +253,12 @@ t.test('app.loginManager.options', async (t) => {
       freshMaxAge: undefined,
       regenerateSession: true,
       loginRequiredByDefault: false,
-      dropOnLogin: ['_csrf']
+      dropOnLogin: ['_csrf'],
+      idleTimeout: undefined,
+      absoluteTimeout: undefined,
+      expiredMessage: 'Your session has expired. Please log in again.',
+      expiredMessageCategory: 'message',
+      loginDisabled: false
     })
   })
 
@@ -262,6 +267,7 @@ t.test('app.loginManager.options', async (t) => {
     const { options } = app.loginManager
     t.equal(options.loginMessage, DEFAULT_LOGIN_MESSAGE)
     t.equal(options.needsRefreshMessage, DEFAULT_NEEDS_REFRESH_MESSAGE)
+    t.equal(options.expiredMessage, DEFAULT_EXPIRED_MESSAGE)
     t.equal(options.loginMessageCategory, DEFAULT_MESSAGE_CATEGORY)
     t.equal(options.nextField, DEFAULT_NEXT_FIELD)
     t.strictSame([...options.exemptMethods], [...DEFAULT_EXEMPT_METHODS])

@@ -154,6 +154,21 @@ export interface FastifyLoginOptions {
    * Default `['_csrf']` (@fastify/csrf-protection's secret); `[]` keeps everything.
    */
   dropOnLogin?: readonly string[]
+  /**
+   * Seconds without a request after which a session login is over (fractions
+   * allowed). The activity time is written at most once a minute, or per tenth
+   * of `idleTimeout` when that is shorter, so the login may end up to one such
+   * interval early, never late. Default: none.
+   */
+  idleTimeout?: number
+  /** Seconds after `loginUser` (or the remember-cookie restore that made the login) after which a session login is over. Default: none. */
+  absoluteTimeout?: number
+  /** Flashed instead of `loginMessage` when a guard turns away a request whose login has just expired; `false` flashes `loginMessage` as usual. Default `'Your session has expired. Please log in again.'` */
+  expiredMessage?: string | false
+  /** Default: `loginMessageCategory`. */
+  expiredMessageCategory?: string
+  /** Every guard lets every request through; users are still loaded. For tests only: a warning is logged at register. Default `false`. */
+  loginDisabled?: boolean
 }
 
 /** Options of `request.loginUser`. */
@@ -188,6 +203,17 @@ export interface RequestEvent {
   request: FastifyRequest
 }
 
+/** Why a session login ended: no request for `idleTimeout`, or older than `absoluteTimeout`. */
+export type SessionExpiryReason = 'idle' | 'absolute'
+
+/** Payload of `sessionExpired`. */
+export interface SessionExpiredEvent {
+  request: FastifyRequest
+  /** The id the session's login was for (the loader is not called for it). */
+  userId: string
+  reason: SessionExpiryReason
+}
+
 /** Every event and its payload. */
 export interface LoginEvents {
   userLoggedIn: UserEvent
@@ -199,6 +225,7 @@ export interface LoginEvents {
   userNeedsRefresh: RequestEvent
   userAccessed: RequestEvent
   sessionProtected: RequestEvent
+  sessionExpired: SessionExpiredEvent
 }
 
 export type LoginEventName = keyof LoginEvents
@@ -222,6 +249,11 @@ export interface ResolvedLoginOptions {
   readonly regenerateSession: boolean
   readonly loginRequiredByDefault: boolean
   readonly dropOnLogin: readonly string[]
+  readonly idleTimeout: number | undefined
+  readonly absoluteTimeout: number | undefined
+  readonly expiredMessage: string | false
+  readonly expiredMessageCategory: string
+  readonly loginDisabled: boolean
 }
 
 /** `app.loginManager`. */
@@ -269,6 +301,12 @@ declare module 'fastify' {
     readonly loginFresh: boolean
     /** A valid remember cookie came with this request and is not being cleared. */
     readonly loginRemembered: boolean
+    /**
+     * Why the session's login expired on this request (`idleTimeout` or
+     * `absoluteTimeout`), else `null`; still set when a remember cookie then
+     * restored a new login.
+     */
+    readonly loginExpired: SessionExpiryReason | null
     /** Logs `user` in; resolves `false` for an inactive user unless `force`. */
     loginUser (user: LoginUser, options?: LoginUserOptions): Promise<boolean>
     /** Logs the current user out and clears the remember cookie. */

@@ -358,7 +358,7 @@ describe('app.loginManager', () => {
     expect(app.loginManager.once('sessionProtected', () => {})).type.toBe<LoginManager>()
     expect<LoginEventName>().type.toBe<
       'userLoggedIn' | 'userLoggedOut' | 'userLoadedFromCookie' | 'userLoadedFromRequest' | 'userLoginConfirmed' |
-      'userUnauthorized' | 'userNeedsRefresh' | 'userAccessed' | 'sessionProtected'
+      'userUnauthorized' | 'userNeedsRefresh' | 'userAccessed' | 'sessionProtected' | 'sessionExpired'
     >()
     expect(EVENT_NAMES).type.toBe<readonly LoginEventName[]>()
   })
