@@ -48,3 +48,9 @@ export const FST_LOGIN_INVALID_USER_ID = createError<'FST_LOGIN_INVALID_USER_ID'
 
 export const FST_LOGIN_LOADER_FAILED = createError<'FST_LOGIN_LOADER_FAILED', 500, [string]>(
   'FST_LOGIN_LOADER_FAILED', 'A user loader or another fastify-login callback failed without an Error (it threw or rejected with %s)', 500)
+
+export const FST_LOGIN_STORE_FAILED = createError<'FST_LOGIN_STORE_FAILED', 503, [options?: { cause: unknown }]>(
+  'FST_LOGIN_STORE_FAILED', 'The login store is unavailable: try again in a moment', 503)
+
+export const FST_LOGIN_NO_STORE = createError<'FST_LOGIN_NO_STORE', 500, []>(
+  'FST_LOGIN_NO_STORE', 'Listing and revoking logins needs a login store: set the `loginStore` option (MemoryLoginStore, or RedisLoginStore from fastify-login/redis)', 500)

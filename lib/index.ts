@@ -7,12 +7,14 @@ import type {
 import fp from 'fastify-plugin'
 import type { FastifyLoginOptions, LoginEventListener, LoginEventName, LoginManager } from '../types/index.js'
 import { createActions } from './actions.js'
-import { FST_LOGIN_INVALID_OPTION, FST_LOGIN_MISSING_COOKIE, FST_LOGIN_MISSING_SESSION } from './errors.js'
+import { FST_LOGIN_INVALID_OPTION, FST_LOGIN_INVALID_USER_ID, FST_LOGIN_MISSING_COOKIE, FST_LOGIN_MISSING_SESSION, FST_LOGIN_NO_STORE } from './errors.js'
 import { LoginEventHub } from './events.js'
-import { currentUser, loaderFailure, loadUser, tokenOf, type LoginContext } from './loading.js'
+import { currentUser, loaderFailure, loadUser, rememberCookieVerifies, storeTokenOf, tokenOf, type LoginContext } from './loading.js'
+import { LoginRecords } from './login-records.js'
+import { loadStoredUser } from './store-loading.js'
 import { publicOptions, resolveOptions } from './options.js'
 import { normaliseHost } from './redirects.js'
-import { clearRememberCookie, RememberCodec, setRememberCookie } from './remember.js'
+import { clearRememberCookie, isStoreCookie, RememberCodec, setRememberCookie } from './remember.js'
 import { createResponses, pass, type Guard } from './responses.js'
 import { KEY_USER_ID, sessionOf } from './session.js'
 import { kLoginState, stateOf } from './state.js'
@@ -20,13 +22,14 @@ import { kTestLogins, TICKET_HEADER, type PendingTestLogin } from './test-ticket
 
 export type * from '../types/index.js'
 export { AnonymousUserMixin, UserMixin } from './mixins.js'
+export { MemoryLoginStore, type MemoryLoginStoreOptions } from './memory-login-store.js'
 export { isSafeRedirectUrl } from './redirects.js'
 export { SESSION_KEYS } from './session.js'
 export { EVENT_NAMES } from './events.js'
 export * from './errors.js'
 export {
   DEFAULT_EXEMPT_METHODS, DEFAULT_LOGIN_MESSAGE, DEFAULT_MESSAGE_CATEGORY, DEFAULT_NEEDS_REFRESH_MESSAGE,
-  DEFAULT_NEXT_FIELD, DEFAULT_REMEMBER_COOKIE_NAME, DEFAULT_REMEMBER_DURATION, MIN_SECRET_LENGTH
+  DEFAULT_NEXT_FIELD, DEFAULT_REMEMBER_COOKIE_NAME, DEFAULT_REMEMBER_DURATION, DEFAULT_ROTATION_GRACE, MIN_SECRET_LENGTH
 } from './options.js'
 
 function asArray<T> (value: T | T[] | undefined): T[] {
@@ -63,13 +66,29 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
     if (config.forceHostForRedirects !== undefined && normaliseHost(config.forceHostForRedirects) === null) {
       throw new FST_LOGIN_INVALID_OPTION('`forceHostForRedirects` must be a host name, with an optional port')
     }
-    context = { config, events: new LoginEventHub(), codec: new RememberCodec(config.secrets) }
+    const events = new LoginEventHub()
+    const codec = new RememberCodec(config.secrets)
+    const records = config.loginStore === undefined ? null : new LoginRecords(config.loginStore, config, codec, events)
+    context = { config, events, codec, records }
   } catch (error) {
     done(error as Error)
     return
   }
-  const { config, events, codec } = context
+  const { config, events, codec, records } = context
   const actions = createActions(context)
+  // Chosen once: without a store, loading stays synchronous for synchronous loaders.
+  const load = records === null ? loadUser : loadStoredUser
+
+  function requireRecords (): LoginRecords {
+    if (records === null) throw new FST_LOGIN_NO_STORE()
+    return records
+  }
+
+  function storeUserId (userId: unknown): string {
+    const id = typeof userId === 'number' && Number.isFinite(userId) ? String(userId) : userId
+    if (typeof id !== 'string' || id === '') throw new FST_LOGIN_INVALID_USER_ID('the user id must be a non-empty string or a finite number')
+    return id
+  }
   const responses = createResponses(config, events)
   const testLogins = new Map<string, PendingTestLogin>()
 
@@ -80,7 +99,9 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
     off<E extends LoginEventName>(event: E, listener: LoginEventListener<E>) { events.off(event, listener); return manager },
     unauthorized: responses.unauthorized,
     needsRefresh: responses.needsRefresh,
-    loginUrl: responses.loginUrl
+    loginUrl: responses.loginUrl,
+    async listLogins (userId) { return requireRecords().list(storeUserId(userId), null) },
+    async revokeLogins (userId) { return requireRecords().revokeAll(undefined, storeUserId(userId), null) }
   }
   Object.defineProperty(manager, kTestLogins, { value: testLogins })
 
@@ -100,6 +121,10 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   fastify.decorateRequest('logoutUser', actions.logoutUser)
   fastify.decorateRequest('confirmLogin', actions.confirmLogin)
   fastify.decorateRequest('safeNextUrl', actions.safeNextUrl)
+  fastify.decorateRequest('loginId', { getter (this: FastifyRequest) { return actions.loginId.call(this) } })
+  fastify.decorateRequest('listLogins', actions.listLogins)
+  fastify.decorateRequest('revokeLogin', actions.revokeLogin)
+  fastify.decorateRequest('revokeOtherLogins', actions.revokeOtherLogins)
 
   const onRequest: onRequestHookHandler = function loadLoginUser (request, reply, next) {
     if (testLogins.size > 0 && typeof request.headers[TICKET_HEADER] === 'string') {
@@ -112,7 +137,7 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
     }
     let waiting: boolean
     try {
-      waiting = loadUser(context, request, next)
+      waiting = load(context, request, next)
     } catch (error) {
       next(loaderFailure(error))
       return
@@ -139,8 +164,8 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
     }
     const action = state.cookieAction
     if (action?.kind === 'set') {
-      setRememberCookie(config, request, reply, action.value, action.maxAge)
-    } else if (action?.kind === 'clear' || tokenOf(context, state) === null) {
+      setRememberCookie(config, request, reply, action.value, action.maxAge, action.expires)
+    } else if (action?.kind === 'clear' || !rememberCookieVerifies(context, state)) {
       // Also a bad cookie that rode along with a session login.
       clearRememberCookie(config, request, reply)
     } else if (config.remember.refreshEachRequest && state.authenticated) {
@@ -152,10 +177,18 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   // Re-issue a valid cookie of the current user with a new expiry.
   function refreshRememberCookie (request: FastifyRequest, reply: FastifyReply): void {
     const state = stateOf(request)!
+    if (isStoreCookie(state.cookie!)) {
+      // The record's own expiry follows at its next activity write (within a minute).
+      const record = state.record
+      if (record === null || !record.remembered || storeTokenOf(context, state)?.loginId !== record.id) return
+      const expires = Math.floor(Date.now() / 1000) + Math.ceil(record.rememberSeconds)
+      setRememberCookie(config, request, reply, state.cookie!, Math.ceil(record.rememberSeconds), expires)
+      return
+    }
     const token = tokenOf(context, state)
     if (token === null || token.userId !== sessionOf(request)?.get(KEY_USER_ID)) return
     const expires = Math.floor(Date.now() / 1000) + token.duration
-    setRememberCookie(config, request, reply, codec.resign({ ...token, expires }, token.versionTag), token.duration)
+    setRememberCookie(config, request, reply, codec.resign({ ...token, expires }, token.versionTag), token.duration, expires)
   }
 
   fastify.addHook('onRequest', onRequest)

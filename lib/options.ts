@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import type {
-  AnonymousUser, FastifyLoginOptions, LoginUser, LoginView, RequestLoader, ResolvedLoginOptions,
+  AnonymousUser, FastifyLoginOptions, LoginStore, LoginUser, LoginView, RequestLoader, ResolvedLoginOptions,
   ResponseHandler, SessionProtection, UserLoader
 } from '../types/index.js'
 import { FST_LOGIN_INVALID_OPTION, FST_LOGIN_MISSING_LOADER, FST_LOGIN_MISSING_SECRET } from './errors.js'
@@ -30,6 +30,8 @@ export const DEFAULT_NEXT_FIELD = 'next'
 export const DEFAULT_EXEMPT_METHODS: readonly string[] = Object.freeze(['OPTIONS'])
 /** Shortest accepted secret, in characters. */
 export const MIN_SECRET_LENGTH = 32
+/** With a login store: seconds a rotated-out remember cookie is still accepted. */
+export const DEFAULT_ROTATION_GRACE = 60
 
 /** Everything the hooks need, resolved once at register time. */
 export interface LoginConfig extends ResolvedLoginOptions {
@@ -44,6 +46,7 @@ export interface LoginConfig extends ResolvedLoginOptions {
   readonly sessionIdentifier: (request: FastifyRequest) => string
   readonly sessionVersion: ((user: LoginUser) => string) | undefined
   readonly exemptMethodSet: ReadonlySet<string>
+  readonly loginStore: LoginStore | undefined
 }
 
 // Recent identifiers, so a client's hash is computed once, not on every
@@ -121,6 +124,26 @@ function view (value: unknown, name: string): LoginView | undefined {
   return path
 }
 
+function nonNegativeSeconds (value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    fail(`\`${name}\` must be a finite number of seconds, 0 or more`)
+  }
+  return value
+}
+
+const STORE_METHODS = ['create', 'get', 'update', 'delete', 'list'] as const
+
+function resolveLoginStore (value: unknown): LoginStore | undefined {
+  if (value === undefined) return undefined
+  if (value === null || typeof value !== 'object') fail('`loginStore` must be a login store (MemoryLoginStore, RedisLoginStore or your own LoginStore)')
+  const store = value as Record<string, unknown>
+  const missing = STORE_METHODS.filter((method) => typeof store[method] !== 'function')
+  if (missing.length > 0) fail(`\`loginStore\` lacks the method${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of LoginStore`)
+  if (store.createId !== undefined && typeof store.createId !== 'function') fail('`loginStore.createId` must be a function')
+  return value as LoginStore
+}
+
 function positiveSeconds (value: unknown, name: string): number | undefined {
   if (value === undefined) return undefined
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
@@ -188,7 +211,8 @@ function resolveRemember (options: FastifyLoginOptions['remember']): LoginConfig
     secure,
     httpOnly: bool(remember.httpOnly, 'remember.httpOnly', true),
     sameSite,
-    refreshEachRequest: bool(remember.refreshEachRequest, 'remember.refreshEachRequest', false)
+    refreshEachRequest: bool(remember.refreshEachRequest, 'remember.refreshEachRequest', false),
+    rotationGrace: nonNegativeSeconds(remember.rotationGrace, 'remember.rotationGrace', DEFAULT_ROTATION_GRACE)
   })
 }
 
@@ -233,7 +257,8 @@ export function resolveOptions (options: FastifyLoginOptions): LoginConfig {
     sessionVersion: optionalFunction(options.sessionVersion, 'sessionVersion'),
     freshMaxAge: positiveSeconds(options.freshMaxAge, 'freshMaxAge'),
     regenerateSession: bool(options.regenerateSession, 'regenerateSession', true),
-    loginRequiredByDefault: bool(options.loginRequiredByDefault, 'loginRequiredByDefault', false)
+    loginRequiredByDefault: bool(options.loginRequiredByDefault, 'loginRequiredByDefault', false),
+    loginStore: resolveLoginStore(options.loginStore)
   })
 }
 
