@@ -53,6 +53,20 @@ const byId = (a: LoginRecord, b: LoginRecord): number => (a.id < b.id ? -1 : 1)
 
 const RULES: readonly Rule[] = [
   {
+    name: 'createId, when the store has it, makes distinct ids of 22 to 128 characters of [A-Za-z0-9_-]',
+    async check (store) {
+      if (store.createId === undefined) return
+      const userId = newUserId('ids')
+      const ids = new Set<string>()
+      for (let index = 0; index < 1000; index++) {
+        const id: unknown = store.createId(userId)
+        strictEqual(typeof id === 'string' && /^[A-Za-z0-9_-]{22,128}$/.test(id), true, `id ${JSON.stringify(id)}`)
+        ids.add(id as string)
+      }
+      strictEqual(ids.size, 1000, 'distinct ids')
+    }
+  },
+  {
     name: 'get returns a created record with every field as it was',
     async check (store) {
       const record = newRecord(store, newUserId('fields'))
@@ -166,21 +180,8 @@ const RULES: readonly Rule[] = [
       deepStrictEqual((await store.list(bob)).map((record) => ({ ...record })), bobs)
       deepStrictEqual(await store.list(newUserId('nobody')), [])
     }
-  },
-  {
-    name: 'createId, when the store has it, makes distinct ids of 22 to 128 characters of [A-Za-z0-9_-]',
-    async check (store) {
-      if (store.createId === undefined) return
-      const userId = newUserId('ids')
-      const ids = new Set<string>()
-      for (let index = 0; index < 1000; index++) {
-        const id = store.createId(userId)
-        strictEqual(typeof id === 'string' && /^[A-Za-z0-9_-]{22,128}$/.test(id), true, `id ${JSON.stringify(id)}`)
-        ids.add(id)
-      }
-      strictEqual(ids.size, 1000, 'distinct ids')
-    }
   }
+
 ]
 
 /**

@@ -3,11 +3,11 @@
 import t, { type Test } from 'tap'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { EVENT_NAMES, type LoginEventName, type LoginUser } from '../lib/index.js'
+import { EVENT_NAMES, MemoryLoginStore, type LoginEventName, type LoginUser } from '../lib/index.js'
 import { buildApp, CookieJar, makeUsers, type BuildOptions } from './helpers.js'
 
 interface Payload {
-  request: FastifyRequest
+  request?: FastifyRequest
   user?: LoginUser
 }
 
@@ -23,7 +23,7 @@ interface Heard {
 function record (): { heard: Heard, listener: (payload: Payload) => void } {
   const heard: Heard = { requestIds: [], users: [], hasUser: [] }
   const listener = (payload: Payload): void => {
-    heard.requestIds.push(payload.request.id)
+    heard.requestIds.push(payload.request?.id ?? 'no request')
     heard.hasUser.push('user' in payload)
     heard.users.push(payload.user === undefined ? null : String((payload.user as { name?: unknown }).name))
   }
@@ -115,10 +115,34 @@ const scenarios: Record<LoginEventName, Scenario> = {
     setup: async (jar) => { await jar.inject({ method: 'POST', url: '/login/1' }) },
     trigger: (jar) => jar.inject({ url: '/', headers: { 'user-agent': 'another browser' } }),
     user: null
+  },
+  loginRevoked: {
+    options: () => ({ login: { loginStore: new MemoryLoginStore() } }),
+    setup: async (jar) => { await jar.inject({ method: 'POST', url: '/login/1' }) },
+    trigger: (jar) => jar.inject({ method: 'POST', url: '/logout' }),
+    user: null
+  },
+  rememberTheft: theftScenario()
+}
+
+// A remember cookie used again after it rotated out and its grace window (0 s) passed.
+function theftScenario (): Scenario {
+  let stolen = ''
+  return {
+    options: () => ({ login: { loginStore: new MemoryLoginStore(), remember: { rotationGrace: 0 } } }),
+    setup: async (jar) => {
+      await jar.inject({ method: 'POST', url: '/login/1?remember=1' })
+      stolen = jar.get('remember_token')!
+      jar.restartBrowser()
+      await jar.inject('/')
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    },
+    trigger: (jar) => jar.inject({ url: '/', headers: { cookie: `remember_token=${stolen}` } }),
+    user: null
   }
 }
 
-t.test('EVENT_NAMES lists the nine events', async (t) => {
+t.test('EVENT_NAMES lists the eleven events', async (t) => {
   t.same([...EVENT_NAMES].sort(), Object.keys(scenarios).sort())
 })
 
