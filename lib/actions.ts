@@ -185,7 +185,7 @@ export function createActions (context: LoginContext): Actions {
   function loginRemembered (this: FastifyRequest): boolean {
     const state = ensureState(context, this)
     if (state.cookie === undefined || state.cookieAction?.kind === 'clear') return false
-    return rememberCookieVerifies(context, state)
+    return rememberCookieVerifies(context, state, state.cookie)
   }
 
   function safeNextUrl (this: FastifyRequest, fallback = '/'): string {

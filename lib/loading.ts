@@ -60,11 +60,9 @@ export function storeTokenOf (context: LoginContext, state: LoginState): StoreTo
   return state.storeToken
 }
 
-/** Whether the request's remember cookie verifies, whichever kind it is (no store read). */
-export function rememberCookieVerifies (context: LoginContext, state: LoginState): boolean {
-  if (state.cookie === undefined) return false
-  if (isStoreCookie(state.cookie)) return storeTokenOf(context, state) !== null
-  return tokenOf(context, state) !== null
+/** Whether the request's remember cookie, sent as `cookie`, verifies, whichever kind it is (no store read). */
+export function rememberCookieVerifies (context: LoginContext, state: LoginState, cookie: string): boolean {
+  return isStoreCookie(cookie) ? storeTokenOf(context, state) !== null : tokenOf(context, state) !== null
 }
 
 /** `request.user`: the loaded user, or the anonymous user (made once, when first read). */
