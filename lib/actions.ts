@@ -1,17 +1,18 @@
 // The request decorators that change the login: loginUser, logoutUser,
 // confirmLogin, and the read-only loginFresh, loginRemembered and safeNextUrl.
 import type { FastifyRequest } from 'fastify'
-import type { LoginUser, LoginUserOptions } from '../types/index.js'
-import { FST_LOGIN_INVALID_DURATION, FST_LOGIN_NO_SESSION } from './errors.js'
+import type { LoginInfo, LoginRevokedReason, LoginUser, LoginUserOptions } from '../types/index.js'
+import { FST_LOGIN_INVALID_DURATION, FST_LOGIN_NO_SESSION, FST_LOGIN_NO_STORE } from './errors.js'
 import { isFresh } from './freshness.js'
-import { becomeAnonymous, currentUser, ensureState, tokenOf, writeLogin, type LoginContext } from './loading.js'
+import type { LoginRecords } from './login-records.js'
+import { becomeAnonymous, currentUser, ensureState, rememberCookieVerifies, storeTokenOf, writeLogin, type LoginContext } from './loading.js'
 import { isRememberDuration } from './options.js'
 import { safeRedirectTarget } from './redirects.js'
 import {
-  KEY_FRESH, KEY_FRESH_AT, KEY_IDENTIFIER, KEY_REMEMBER_SECONDS, KEY_USER_ID, LOGIN_KEYS,
+  KEY_FRESH, KEY_FRESH_AT, KEY_IDENTIFIER, KEY_LOGIN_ID, KEY_REMEMBER_SECONDS, KEY_USER_ID, LOGIN_KEYS,
   removeKeys, rotateSession, sessionOf, type SessionLike
 } from './session.js'
-import { stateOf } from './state.js'
+import { setCookieUntil, stateOf, type LoginState } from './state.js'
 import { countsAsAuthenticated, userIdOf, versionOf } from './users.js'
 
 function describeDuration (value: unknown): string {
@@ -32,10 +33,19 @@ export interface Actions {
   loginFresh (this: FastifyRequest): boolean
   loginRemembered (this: FastifyRequest): boolean
   safeNextUrl (this: FastifyRequest, fallback?: string): string
+  loginId (this: FastifyRequest): string | null
+  listLogins (this: FastifyRequest): Promise<LoginInfo[]>
+  revokeLogin (this: FastifyRequest, id: string): Promise<boolean>
+  revokeOtherLogins (this: FastifyRequest): Promise<number>
 }
 
 export function createActions (context: LoginContext): Actions {
-  const { config, codec, events } = context
+  const { config, codec, events, records } = context
+
+  function requireRecords (): LoginRecords {
+    if (records === null) throw new FST_LOGIN_NO_STORE()
+    return records
+  }
 
   async function loginUser (this: FastifyRequest, user: LoginUser, options: LoginUserOptions = {}): Promise<boolean> {
     const { remember = false, force = false, fresh = true } = options
@@ -46,14 +56,30 @@ export function createActions (context: LoginContext): Actions {
     const version = versionOf(config, user)
     const state = ensureState(context, this)
     let session = requireSession(this)
+    // With a store, the record comes first: a store that fails changes nothing.
+    const replaced = session.get(KEY_LOGIN_ID)
+    const created = records === null
+      ? null
+      : await records.create(this, userId, remember === true ? { seconds: duration } : null, codec.versionTag(userId, version))
+    if (records !== null && typeof replaced === 'string') await records.end(this, replaced, 'logout')
     if (config.regenerateSession) session = await rotateSession(this, session, config.keysReplacedByLogin)
     else removeKeys(session, config.keysReplacedByLogin)
     writeLogin(context, this, session, userId, fresh !== false, version)
+    if (created !== null) {
+      session.set(KEY_LOGIN_ID, created.record.id)
+      state.loginId = created.record.id
+      state.record = created.record
+    }
     if (remember === true) {
       // As in Flask-Login, only a duration chosen for this login is kept.
       if (options.duration !== undefined) session.set(KEY_REMEMBER_SECONDS, duration)
-      const value = codec.sign(userId, duration, codec.versionTag(userId, version))
-      state.cookieAction = { kind: 'set', value, maxAge: Math.ceil(duration) }
+      if (created !== null && created.cookie !== null) {
+        state.cookieAction = setCookieUntil(created.cookie, created.record.expiresAt)
+      } else {
+        const now = Date.now()
+        const value = codec.sign(userId, duration, codec.versionTag(userId, version), now)
+        state.cookieAction = { kind: 'set', value, maxAge: Math.ceil(duration), expires: Math.floor(now / 1000) + Math.ceil(duration) }
+      }
     } else if (state.cookie !== undefined) {
       // A remember cookie of an earlier login must not outlive this one.
       state.cookieAction = { kind: 'clear' }
@@ -69,18 +95,75 @@ export function createActions (context: LoginContext): Actions {
 
   async function logoutUser (this: FastifyRequest): Promise<boolean> {
     const state = ensureState(context, this)
-    const user = currentUser(context, this) as LoginUser
-    const session = sessionOf(this)
+    if (records !== null) await endRecords(this, state, records, 'logout')
+    return logOut(this, state)
+  }
+
+  // With a store, logout is real: the login's record goes first (a store that
+  // fails changes nothing), so copies of the cookies are worth nothing. A
+  // remember cookie of another login of this user goes too.
+  async function endRecords (request: FastifyRequest, state: LoginState, records: LoginRecords, reason: LoginRevokedReason): Promise<void> {
+    const loginId = sessionOf(request)?.get(KEY_LOGIN_ID) ?? state.loginId
+    if (typeof loginId === 'string') await records.end(request, loginId, reason)
+    const token = storeTokenOf(context, state)
+    const userId = sessionOf(request)?.get(KEY_USER_ID)
+    if (token === null || token.loginId === loginId || typeof userId !== 'string') return
+    if (await records.own(token.loginId, userId) !== null) await records.end(request, token.loginId, reason)
+  }
+
+  async function logOut (request: FastifyRequest, state: LoginState): Promise<boolean> {
+    const user = currentUser(context, request) as LoginUser
+    const session = sessionOf(request)
     if (session !== null && session.get(KEY_USER_ID) !== undefined) {
-      const target = config.regenerateSession ? await rotateSession(this, session, LOGIN_KEYS, true) : session
+      const target = config.regenerateSession ? await rotateSession(request, session, LOGIN_KEYS, true) : session
       removeKeys(target, LOGIN_KEYS)
     } else if (session !== null) {
       removeKeys(session, LOGIN_KEYS)
     }
     state.cookieAction = state.cookie === undefined ? null : { kind: 'clear' }
+    state.loginId = null
+    state.record = null
     becomeAnonymous(state)
-    if (events.wanted('userLoggedOut')) events.emit('userLoggedOut', { request: this, user })
+    if (events.wanted('userLoggedOut')) events.emit('userLoggedOut', { request, user })
     return true
+  }
+
+  function loginId (this: FastifyRequest): string | null {
+    return stateOf(this)?.loginId ?? null
+  }
+
+  /** The id of the current user when one is logged in (a requestLoader's user too). */
+  function currentUserId (request: FastifyRequest): string | null {
+    const state = stateOf(request)
+    if (state?.authenticated !== true || state.user === null) return null
+    return userIdOf(config, state.user as LoginUser)
+  }
+
+  async function listLogins (this: FastifyRequest): Promise<LoginInfo[]> {
+    const store = requireRecords()
+    const userId = currentUserId(this)
+    return userId === null ? [] : store.list(userId, stateOf(this)?.loginId ?? null)
+  }
+
+  async function revokeLogin (this: FastifyRequest, id: string): Promise<boolean> {
+    const store = requireRecords()
+    const userId = currentUserId(this)
+    if (userId === null || typeof id !== 'string') return false
+    const state = ensureState(context, this)
+    if (id === state.loginId) {
+      // This request's own login: logged out here as logoutUser does.
+      await endRecords(this, state, store, 'revoked')
+      await logOut(this, state)
+      return true
+    }
+    if (await store.own(id, userId) === null) return false
+    return await store.end(this, id, 'revoked') !== null
+  }
+
+  async function revokeOtherLogins (this: FastifyRequest): Promise<number> {
+    const store = requireRecords()
+    const userId = currentUserId(this)
+    return userId === null ? 0 : store.revokeAll(this, userId, stateOf(this)?.loginId ?? null)
   }
 
   async function confirmLogin (this: FastifyRequest): Promise<void> {
@@ -105,7 +188,7 @@ export function createActions (context: LoginContext): Actions {
   function loginRemembered (this: FastifyRequest): boolean {
     const state = ensureState(context, this)
     if (state.cookie === undefined || state.cookieAction?.kind === 'clear') return false
-    return tokenOf(context, state) !== null
+    return rememberCookieVerifies(context, state, state.cookie)
   }
 
   function safeNextUrl (this: FastifyRequest, fallback = '/'): string {
@@ -126,5 +209,17 @@ export function createActions (context: LoginContext): Actions {
     return safeRedirectTarget(candidate, this.host, this.protocol === 'https') ?? fallback
   }
 
-  return { loginUser, logoutUser, confirmLogin, isAuthenticated, loginFresh, loginRemembered, safeNextUrl }
+  return {
+    loginUser,
+    logoutUser,
+    confirmLogin,
+    isAuthenticated,
+    loginFresh,
+    loginRemembered,
+    safeNextUrl,
+    loginId,
+    listLogins,
+    revokeLogin,
+    revokeOtherLogins
+  }
 }

@@ -66,3 +66,9 @@ export const FST_LOGIN_NOT_AWAITED = createError<'FST_LOGIN_NOT_AWAITED', 500, [
   'FST_LOGIN_NOT_AWAITED',
   'request.%s() was still running when the reply was sent, so what it writes (the login, the session, the remember cookie) may be lost: `await request.%s(…)` before replying',
   500)
+
+export const FST_LOGIN_STORE_FAILED = createError<'FST_LOGIN_STORE_FAILED', 503, [options?: { cause: unknown }]>(
+  'FST_LOGIN_STORE_FAILED', 'The login store is unavailable: try again in a moment', 503)
+
+export const FST_LOGIN_NO_STORE = createError<'FST_LOGIN_NO_STORE', 500, []>(
+  'FST_LOGIN_NO_STORE', 'Listing and revoking logins needs a login store: set the `loginStore` option (MemoryLoginStore, or RedisLoginStore from fastify-login/redis)', 500)

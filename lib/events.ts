@@ -6,7 +6,7 @@ import type { LoginEventListener, LoginEventName, LoginEvents } from '../types/i
 /** Every event name, in the order the README lists them. */
 export const EVENT_NAMES: readonly LoginEventName[] = Object.freeze([
   'userLoggedIn', 'userLoggedOut', 'userLoadedFromCookie', 'userLoadedFromRequest', 'userLoginConfirmed',
-  'userUnauthorized', 'userNeedsRefresh', 'userAccessed', 'sessionProtected', 'sessionExpired'
+  'userUnauthorized', 'userNeedsRefresh', 'userAccessed', 'sessionProtected', 'sessionExpired', 'loginRevoked', 'rememberTheft'
 ])
 
 const channels = new Map<LoginEventName, Channel>(EVENT_NAMES.map((name) => [name, channel(`fastify-login:${name}`)]))

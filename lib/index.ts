@@ -7,22 +7,27 @@ import type {
 import fp from 'fastify-plugin'
 import type { FastifyLoginOptions, LoginEventListener, LoginEventName, LoginManager } from '../types/index.js'
 import { createActions } from './actions.js'
-import { FST_LOGIN_ALREADY_REGISTERED, FST_LOGIN_INVALID_OPTION, FST_LOGIN_MISSING_COOKIE, FST_LOGIN_MISSING_SESSION } from './errors.js'
+import {
+  FST_LOGIN_ALREADY_REGISTERED, FST_LOGIN_INVALID_OPTION, FST_LOGIN_INVALID_USER_ID, FST_LOGIN_MISSING_COOKIE, FST_LOGIN_MISSING_SESSION, FST_LOGIN_NO_STORE
+} from './errors.js'
 import { LoginEventHub } from './events.js'
 import { createRouteGuards, kGuards } from './guards.js'
 import { createLifetime, loginExpiredOf } from './lifetime.js'
-import { currentUser, loaderFailure, loadUser, tokenOf, type LoginContext } from './loading.js'
+import { currentUser, loaderFailure, loadUser, rememberCookieVerifies, storeTokenOf, tokenOf, type LoginContext } from './loading.js'
+import { LoginRecords } from './login-records.js'
 import { counted, logNotAwaited } from './not-awaited.js'
 import { publicOptions, resolveOptions } from './options.js'
 import { normaliseHost } from './redirects.js'
-import { clearRememberCookie, clearTossedRememberCookies, RememberCodec, setRememberCookie } from './remember.js'
+import { clearRememberCookie, clearTossedRememberCookies, isStoreCookie, RememberCodec, setRememberCookie } from './remember.js'
 import { createResponses } from './responses.js'
+import { loadStoredUser } from './store-loading.js'
 import { KEY_USER_ID, sessionOf } from './session.js'
 import { kLoginState, stateOf } from './state.js'
 import { kTestLogins, takeTestLogin, type PendingTestLogin } from './test-tickets.js'
 
 export type * from '../types/index.js'
 export { AnonymousUserMixin, UserMixin } from './mixins.js'
+export { MemoryLoginStore, type MemoryLoginStoreOptions } from './memory-login-store.js'
 export { isSafeRedirectUrl } from './redirects.js'
 export { requireFreshLogin, requireLogin } from './guards.js'
 export { SESSION_KEYS } from './session.js'
@@ -30,7 +35,7 @@ export { EVENT_NAMES } from './events.js'
 export * from './errors.js'
 export {
   DEFAULT_DROP_ON_LOGIN, DEFAULT_EXEMPT_METHODS, DEFAULT_EXPIRED_MESSAGE, DEFAULT_LOGIN_MESSAGE, DEFAULT_MESSAGE_CATEGORY, DEFAULT_NEEDS_REFRESH_MESSAGE,
-  DEFAULT_NEXT_FIELD, DEFAULT_REMEMBER_COOKIE_NAME, DEFAULT_REMEMBER_DURATION, MIN_SECRET_LENGTH
+  DEFAULT_NEXT_FIELD, DEFAULT_REMEMBER_COOKIE_NAME, DEFAULT_REMEMBER_DURATION, DEFAULT_ROTATION_GRACE, MIN_SECRET_LENGTH
 } from './options.js'
 
 // A response for a user from a cookie must not be served to anybody else by a shared cache.
@@ -61,13 +66,30 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
       throw new FST_LOGIN_INVALID_OPTION('`forceHostForRedirects` must be a host name, with an optional port')
     }
     const events = new LoginEventHub()
-    context = { config, events, codec: new RememberCodec(config.secrets), lifetime: createLifetime(config, events) }
+    const codec = new RememberCodec(config.secrets)
+    const records = config.loginStore === undefined ? null : new LoginRecords(config.loginStore, config, codec, events)
+    context = { config, events, codec, lifetime: createLifetime(config, events), records }
   } catch (error) {
     done(error as Error)
     return
   }
-  const { config, events, codec } = context
+  const { config, events, codec, records } = context
   const actions = createActions(context)
+  // Chosen once: without a store, loading stays synchronous for synchronous loaders.
+  const load = records === null ? loadUser : loadStoredUser
+
+  function requireRecords (): LoginRecords {
+    if (records === null) throw new FST_LOGIN_NO_STORE()
+    return records
+  }
+
+  function storeUserId (userId: unknown): string {
+    const id = typeof userId === 'number' && Number.isFinite(userId) ? String(userId) : userId
+    if (typeof id !== 'string' || id === '' || !id.isWellFormed()) {
+      throw new FST_LOGIN_INVALID_USER_ID('the user id must be a non-empty, well-formed string or a finite number')
+    }
+    return id
+  }
   const responses = createResponses(config, events)
   const testLogins = new Map<string, PendingTestLogin>()
   if (config.loginDisabled) fastify.log.warn('fastify-login: loginDisabled is set, so every login guard lets every request through; use it in tests only')
@@ -79,7 +101,9 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
     off<E extends LoginEventName>(event: E, listener: LoginEventListener<E>) { events.off(event, listener); return manager },
     unauthorized: responses.unauthorized,
     needsRefresh: responses.needsRefresh,
-    loginUrl: responses.loginUrl
+    loginUrl: responses.loginUrl,
+    async listLogins (userId) { return requireRecords().list(storeUserId(userId), null) },
+    async revokeLogins (userId) { return requireRecords().revokeAll(undefined, storeUserId(userId), null) }
   }
   Object.defineProperty(manager, kTestLogins, { value: testLogins })
 
@@ -100,6 +124,10 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   fastify.decorateRequest('logoutUser', counted(context, 'logoutUser', actions.logoutUser))
   fastify.decorateRequest('confirmLogin', counted(context, 'confirmLogin', actions.confirmLogin))
   fastify.decorateRequest('safeNextUrl', actions.safeNextUrl)
+  fastify.decorateRequest('loginId', { getter (this: FastifyRequest) { return actions.loginId.call(this) } })
+  fastify.decorateRequest('listLogins', actions.listLogins)
+  fastify.decorateRequest('revokeLogin', actions.revokeLogin)
+  fastify.decorateRequest('revokeOtherLogins', actions.revokeOtherLogins)
 
   const onRequest: onRequestHookHandler = function loadLoginUser (request, reply, next) {
     if (testLogins.size > 0) {
@@ -112,7 +140,7 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
     }
     let waiting: boolean
     try {
-      waiting = loadUser(context, request, next)
+      waiting = load(context, request, next)
     } catch (error) {
       next(loaderFailure(error))
       return
@@ -143,8 +171,8 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
     if (state.severalCookies) clearTossedRememberCookies(config, request, reply)
     const action = state.cookieAction
     if (action?.kind === 'set') {
-      setRememberCookie(config, request, reply, action.value, action.maxAge)
-    } else if (action?.kind === 'clear' || tokenOf(context, state) === null) {
+      setRememberCookie(config, request, reply, action.value, action.maxAge, action.expires)
+    } else if (action?.kind === 'clear' || !rememberCookieVerifies(context, state, state.cookie!)) {
       // Also a bad cookie that rode along with a session login.
       clearRememberCookie(config, request, reply)
     } else if (config.remember.refreshEachRequest && state.authenticated) {
@@ -156,10 +184,18 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   // Re-issue a valid cookie of the current user with a new expiry.
   function refreshRememberCookie (request: FastifyRequest, reply: FastifyReply): void {
     const state = stateOf(request)!
+    if (isStoreCookie(state.cookie!)) {
+      // The record's own expiry follows at its next activity write (within a minute).
+      const record = state.record
+      if (record === null || !record.remembered || storeTokenOf(context, state)?.loginId !== record.id) return
+      const expires = Math.floor(Date.now() / 1000) + Math.ceil(record.rememberSeconds)
+      setRememberCookie(config, request, reply, state.cookie!, Math.ceil(record.rememberSeconds), expires)
+      return
+    }
     const token = tokenOf(context, state)
     if (token === null || token.userId !== sessionOf(request)?.get(KEY_USER_ID)) return
     const expires = Math.floor(Date.now() / 1000) + token.duration
-    setRememberCookie(config, request, reply, codec.resign({ ...token, expires }, token.versionTag), token.duration)
+    setRememberCookie(config, request, reply, codec.resign({ ...token, expires }, token.versionTag), token.duration, expires)
   }
 
   fastify.addHook('onRequest', onRequest)

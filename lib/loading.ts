@@ -5,7 +5,8 @@ import type { AnonymousUser, LoginUser } from '../types/index.js'
 import type { LoginEventHub } from './events.js'
 import type { SessionLifetime } from './lifetime.js'
 import type { LoginConfig } from './options.js'
-import { severalCookies, type RememberCodec, type RememberToken } from './remember.js'
+import type { LoginRecords } from './login-records.js'
+import { isStoreCookie, severalCookies, type RememberCodec, type RememberToken, type StoreToken } from './remember.js'
 import {
   KEY_FRESH, KEY_FRESH_AT, KEY_IDENTIFIER, KEY_USER_ID, KEY_VERSION, LOGIN_KEYS,
   isPersistent, removeKeys, rotateSession, sessionOf, type SessionLike
@@ -21,6 +22,8 @@ export interface LoginContext {
   readonly codec: RememberCodec
   /** Idle and absolute timeouts; `null` when neither is set. */
   readonly lifetime: SessionLifetime | null
+  /** The login store's records, or `null` without a `loginStore`. */
+  readonly records: LoginRecords | null
 }
 
 interface WithCookies {
@@ -41,10 +44,13 @@ export function ensureState (context: LoginContext, request: FastifyRequest): Lo
     cookie: several ? undefined : cookie,
     severalCookies: several,
     token: undefined,
+    storeToken: undefined,
     cookieAction: null,
     pendingCalls: 0,
     pendingCall: '',
-    expired: null
+    expired: null,
+    loginId: null,
+    record: null
   }
   attachState(request, state)
   return state
@@ -54,6 +60,19 @@ export function ensureState (context: LoginContext, request: FastifyRequest): Lo
 export function tokenOf (context: LoginContext, state: LoginState): RememberToken | null {
   if (state.token === undefined) state.token = state.cookie === undefined ? null : context.codec.verify(state.cookie)
   return state.token
+}
+
+/** The verified store cookie of the request (verified at most once); only with a login store. */
+export function storeTokenOf (context: LoginContext, state: LoginState): StoreToken | null {
+  if (state.storeToken === undefined) {
+    state.storeToken = state.cookie === undefined || context.records === null ? null : context.codec.verifyStore(state.cookie)
+  }
+  return state.storeToken
+}
+
+/** Whether the request's remember cookie, sent as `cookie`, verifies, whichever kind it is (no store read). */
+export function rememberCookieVerifies (context: LoginContext, state: LoginState, cookie: string): boolean {
+  return isStoreCookie(cookie) ? storeTokenOf(context, state) !== null : tokenOf(context, state) !== null
 }
 
 /** `request.user`: the loaded user, or the anonymous user (made once, when first read). */
@@ -69,13 +88,13 @@ export function becomeAnonymous (state: LoginState): void {
   state.source = null
 }
 
-function becomeUser (state: LoginState, user: LoginUser): void {
+export function becomeUser (state: LoginState, user: LoginUser): void {
   state.user = user
   state.authenticated = countsAsAuthenticated(user)
 }
 
 /** Forget a login that no longer holds: the session keys and the remember cookie. */
-function dropLogin (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike | null): void {
+export function dropLogin (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike | null): void {
   if (session !== null) removeKeys(session, LOGIN_KEYS)
   if (state.cookie !== undefined) state.cookieAction = { kind: 'clear' }
   becomeAnonymous(state)
@@ -98,7 +117,7 @@ export function writeLogin (context: LoginContext, request: FastifyRequest, sess
  * Session protection (`_session_protection_failed`). Returns true when the
  * login was removed (strong mode): the request is then anonymous.
  */
-function protectionRemovedLogin (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike): boolean {
+export function protectionRemovedLogin (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike): boolean {
   const { config, events } = context
   if (config.sessionProtection === false) return false
   if (config.sessionIdentifier(request) === session.get(KEY_IDENTIFIER)) return false
@@ -117,7 +136,7 @@ function isThenable<T> (value: T | PromiseLike<T>): value is PromiseLike<T> {
 }
 
 /** Consults the userLoader: its answer, or a promise of it when the loader is asynchronous. */
-function callUserLoader (context: LoginContext, request: FastifyRequest, userId: string): LoginUser | null | undefined | PromiseLike<LoginUser | null | undefined> {
+export function callUserLoader (context: LoginContext, request: FastifyRequest, userId: string): LoginUser | null | undefined | PromiseLike<LoginUser | null | undefined> {
   const { config, events } = context
   if (events.wanted('userAccessed')) events.emit('userAccessed', { request })
   return config.userLoader!(userId, request)
@@ -160,7 +179,7 @@ function describeRejection (reason: unknown): string {
 }
 
 // The hot path of every logged-in request.
-function fromSession (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike, userId: string, done: LoadDone): boolean {
+export function fromSession (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike, userId: string, done: LoadDone): boolean {
   const loaded = callUserLoader(context, request, userId)
   return afterLoad(loaded, (user) => { acceptSessionUser(context, request, state, session, user) }, done)
 }
@@ -175,7 +194,7 @@ function acceptSessionUser (context: LoginContext, request: FastifyRequest, stat
   state.source = 'session'
 }
 
-async function fromCookie (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike | null, token: RememberToken): Promise<void> {
+export async function fromCookie (context: LoginContext, request: FastifyRequest, state: LoginState, session: SessionLike | null, token: RememberToken): Promise<void> {
   const { config, codec, events } = context
   const user = await callUserLoader(context, request, token.userId)
   if (user === null || user === undefined) return dropLogin(context, request, state, null)
@@ -189,14 +208,14 @@ async function fromCookie (context: LoginContext, request: FastifyRequest, state
   }
   if (token.stale) {
     const value = codec.resign(token, codec.versionTag(token.userId, version))
-    state.cookieAction = { kind: 'set', value, maxAge: token.expires - Math.floor(Date.now() / 1000) }
+    state.cookieAction = { kind: 'set', value, maxAge: token.expires - Math.floor(Date.now() / 1000), expires: token.expires }
   }
   becomeUser(state, user)
   state.source = 'remember'
   if (events.wanted('userLoadedFromCookie')) events.emit('userLoadedFromCookie', { request, user })
 }
 
-function fromRequest (context: LoginContext, request: FastifyRequest, state: LoginState, done: LoadDone): boolean {
+export function fromRequest (context: LoginContext, request: FastifyRequest, state: LoginState, done: LoadDone): boolean {
   const { config, events } = context
   if (events.wanted('userAccessed')) events.emit('userAccessed', { request })
   const loaded = config.requestLoader!(request)
@@ -211,6 +230,19 @@ function acceptRequestUser (context: LoginContext, request: FastifyRequest, stat
 }
 
 /**
+ * False when there is nothing to load: no credentials (nothing to do, not
+ * even the per-request state: it is made when first needed), or a route
+ * that never loads a user.
+ */
+export function hasCredentials (context: LoginContext, request: FastifyRequest, sessionLogin: boolean): boolean {
+  const { config } = context
+  if (!sessionLogin && config.requestLoader === undefined && (request as WithCookies).cookies?.[config.remember.cookieName] === undefined) {
+    return false
+  }
+  return request.routeOptions.config?.login !== false
+}
+
+/**
  * Loads the user of `request`. Returns false when that finished synchronously
  * (always so without credentials: no loader, no hashing, no session write);
  * the caller then goes on. Returns true when a loader is being awaited:
@@ -221,11 +253,7 @@ export function loadUser (context: LoginContext, request: FastifyRequest, done: 
   const { config } = context
   const session = sessionOf(request)
   const sessionLogin = session !== null && session.get(KEY_USER_ID) !== undefined
-  // No credentials: nothing to do, not even the per-request state (it is made when first needed).
-  if (!sessionLogin && config.requestLoader === undefined && (request as WithCookies).cookies?.[config.remember.cookieName] === undefined) {
-    return false
-  }
-  if (request.routeOptions.config?.login === false) return false
+  if (!hasCredentials(context, request, sessionLogin)) return false
   const state = ensureState(context, request)
   // An expired login goes first, before protection and any loader; the request then goes on as one without it.
   if (sessionLogin && (context.lifetime === null || !context.lifetime.endIfExpired(request, state, session))) {

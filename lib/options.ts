@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 import type {
-  AnonymousUser, FastifyLoginOptions, LoginUser, LoginView, RequestLoader, ResolvedLoginOptions,
+  AnonymousUser, FastifyLoginOptions, LoginStore, LoginUser, LoginView, RequestLoader, ResolvedLoginOptions,
   ResponseHandler, SessionProtection, UserLoader
 } from '../types/index.js'
 import { FST_LOGIN_INVALID_OPTION, FST_LOGIN_MISSING_LOADER, FST_LOGIN_MISSING_SECRET } from './errors.js'
@@ -35,6 +35,8 @@ export const DEFAULT_EXEMPT_METHODS: readonly string[] = Object.freeze(['OPTIONS
 export const MIN_SECRET_LENGTH = 32
 /** Session keys dropped by every login: @fastify/csrf-protection's secret. */
 export const DEFAULT_DROP_ON_LOGIN: readonly string[] = Object.freeze(['_csrf'])
+/** With a login store: seconds a rotated-out remember cookie is still accepted. */
+export const DEFAULT_ROTATION_GRACE = 60
 
 /** Everything the hooks need, resolved once at register time. */
 export interface LoginConfig extends ResolvedLoginOptions {
@@ -51,6 +53,7 @@ export interface LoginConfig extends ResolvedLoginOptions {
   readonly exemptMethodSet: ReadonlySet<string>
   /** What a new login removes from the session: the previous login's keys and `dropOnLogin`. */
   readonly keysReplacedByLogin: readonly string[]
+  readonly loginStore: LoginStore | undefined
 }
 
 // Recent identifiers, so a client's hash is computed once, not on every
@@ -155,6 +158,26 @@ function view (value: unknown, name: string): LoginView | undefined {
   return path
 }
 
+function nonNegativeSeconds (value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    fail(`\`${name}\` must be a finite number of seconds, 0 or more`)
+  }
+  return value
+}
+
+const STORE_METHODS = ['create', 'get', 'update', 'delete', 'list'] as const
+
+function resolveLoginStore (value: unknown): LoginStore | undefined {
+  if (value === undefined) return undefined
+  if (value === null || typeof value !== 'object') fail('`loginStore` must be a login store (MemoryLoginStore, RedisLoginStore or your own LoginStore)')
+  const store = value as Record<string, unknown>
+  const missing = STORE_METHODS.filter((method) => typeof store[method] !== 'function')
+  if (missing.length > 0) fail(`\`loginStore\` lacks the method${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of LoginStore`)
+  if (store.createId !== undefined && typeof store.createId !== 'function') fail('`loginStore.createId` must be a function')
+  return value as LoginStore
+}
+
 function positiveSeconds (value: unknown, name: string): number | undefined {
   if (value === undefined) return undefined
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
@@ -232,7 +255,8 @@ function resolveRemember (options: FastifyLoginOptions['remember']): LoginConfig
     secure,
     httpOnly: bool(remember.httpOnly, 'remember.httpOnly', true),
     sameSite,
-    refreshEachRequest: bool(remember.refreshEachRequest, 'remember.refreshEachRequest', false)
+    refreshEachRequest: bool(remember.refreshEachRequest, 'remember.refreshEachRequest', false),
+    rotationGrace: nonNegativeSeconds(remember.rotationGrace, 'remember.rotationGrace', DEFAULT_ROTATION_GRACE)
   })
 }
 
@@ -300,7 +324,8 @@ export function resolveOptions (options: FastifyLoginOptions): LoginConfig {
     absoluteTimeout: positiveSeconds(options.absoluteTimeout, 'absoluteTimeout'),
     expiredMessage: message(options.expiredMessage, 'expiredMessage', DEFAULT_EXPIRED_MESSAGE),
     expiredMessageCategory: optionalString(options.expiredMessageCategory, 'expiredMessageCategory') ?? loginMessageCategory,
-    loginDisabled: bool(options.loginDisabled, 'loginDisabled', false)
+    loginDisabled: bool(options.loginDisabled, 'loginDisabled', false),
+    loginStore: resolveLoginStore(options.loginStore)
   })
 }
 

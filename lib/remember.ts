@@ -1,9 +1,18 @@
-// The remember-me cookie: a versioned token whose MAC covers the user id, an
+// The remember-me cookie. Keys are derived from `secret` for this purpose only.
+//
+// Without a login store, a stateless token whose MAC covers the user id, an
 // expiry, the login's duration and (optionally) a tag of the user's
-// `sessionVersion`. Keys are derived from `secret` for this purpose only.
+// `sessionVersion`:
 //
 //   v1.<base64url(id)>.<expires, unix seconds>.<duration, seconds>.<version tag or empty>.<base64url(mac)>
-import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto'
+//
+// With a login store, it names a login record and carries that record's
+// current validator, derived from the secret, the login id and the rotation
+// counter (so the current cookie can be sent again during the grace window,
+// while the store keeps only a hash of it):
+//
+//   v2.<login id>.<rotation>.<base64url(validator)>
+import { createHash, createHmac, hkdfSync, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { COOKIE_DOMAIN, COOKIE_PATH, HOST_PREFIX, type LoginConfig } from './options.js'
 
@@ -16,6 +25,10 @@ const TAG_CHARS = 22
 export const MAX_COOKIE_LENGTH = 4096
 const BASE64URL = /^[A-Za-z0-9_-]+$/
 const SECONDS = /^[1-9][0-9]{0,12}$/
+const STORE_FORMAT = 'v2'
+/** What a login id may look like (see `LoginRecord.id`). */
+export const LOGIN_ID = /^[A-Za-z0-9_-]{22,128}$/
+const ROTATION = /^(?:0|[1-9][0-9]{0,14})$/
 
 /** A verified remember token. */
 export interface RememberToken {
@@ -29,9 +42,18 @@ export interface RememberToken {
   readonly stale: boolean
 }
 
+/** A store cookie whose validator verified: which login, at which rotation. */
+export interface StoreToken {
+  readonly loginId: string
+  readonly rotation: number
+  /** SHA-256 (base64url) of the validator, as the store keeps it. */
+  readonly validatorHash: string
+}
+
 interface KeyPair {
   readonly mac: Buffer
   readonly version: Buffer
+  readonly validator: Buffer
 }
 
 function derive (secret: string, info: string): Buffer {
@@ -45,8 +67,45 @@ export class RememberCodec {
   constructor (secrets: readonly string[]) {
     this.#keys = secrets.map((secret) => ({
       mac: derive(secret, 'remember-cookie mac v1'),
-      version: derive(secret, 'remember-cookie session-version v1')
+      version: derive(secret, 'remember-cookie session-version v1'),
+      validator: derive(secret, 'remember-cookie store validator v2')
     }))
+  }
+
+  /** The store cookie of login `loginId` at `rotation`, under the current key. */
+  signStore (loginId: string, rotation: number): string {
+    return `${STORE_FORMAT}.${loginId}.${rotation}.${this.#validator(this.#keys[0]!, loginId, rotation).toString('base64url')}`
+  }
+
+  /**
+   * The store cookie of `loginId` at `rotation` whose validator hashes to
+   * `validatorHash`, under whichever key made it; `null` when none does.
+   */
+  storeCookieMatching (loginId: string, rotation: number, validatorHash: string): string | null {
+    for (const key of this.#keys) {
+      const validator = this.#validator(key, loginId, rotation)
+      if (hashValidator(validator) === validatorHash) return `${STORE_FORMAT}.${loginId}.${rotation}.${validator.toString('base64url')}`
+    }
+    return null
+  }
+
+  /** The login and rotation a store cookie names, or `null` when it is malformed or forged (no store read needed). */
+  verifyStore (value: unknown): StoreToken | null {
+    if (typeof value !== 'string' || value.length > MAX_COOKIE_LENGTH) return null
+    const parts = value.split('.')
+    if (parts.length !== 4 || parts[0] !== STORE_FORMAT) return null
+    const [, loginId, rotationText, validatorText] = parts as [string, string, string, string]
+    if (!LOGIN_ID.test(loginId) || !ROTATION.test(rotationText)) return null
+    if (validatorText.length !== MAC_CHARS || !BASE64URL.test(validatorText)) return null
+    const validator = Buffer.from(validatorText, 'base64url')
+    if (validator.length !== MAC_BYTES || validator.toString('base64url') !== validatorText) return null
+    const rotation = Number(rotationText)
+    if (!this.#keys.some((key) => timingSafeEqual(this.#validator(key, loginId, rotation), validator))) return null
+    return { loginId, rotation, validatorHash: hashValidator(validator) }
+  }
+
+  #validator (key: KeyPair, loginId: string, rotation: number): Buffer {
+    return createHmac('sha256', key.validator).update(`${loginId}.${rotation}`).digest()
   }
 
   /** A tag of `version` for `userId`, under the current key; empty without a version. */
@@ -114,6 +173,21 @@ export class RememberCodec {
   }
 }
 
+/** What a store keeps of a validator: its SHA-256, base64url. */
+export function hashValidator (validator: Buffer): string {
+  return createHash('sha256').update(validator).digest('base64url')
+}
+
+/** The hash a store keeps for the store cookie `value` (one this codec signed). */
+export function validatorHashOf (value: string): string {
+  return hashValidator(Buffer.from(value.slice(value.lastIndexOf('.') + 1), 'base64url'))
+}
+
+/** True when `value` looks like a store cookie (not whether it verifies). */
+export function isStoreCookie (value: string): boolean {
+  return value.startsWith(`${STORE_FORMAT}.`)
+}
+
 interface CookieOptions {
   path: string
   domain: string | undefined
@@ -147,12 +221,12 @@ function cookieReply (reply: FastifyReply): CookieReply {
 
 /**
  * Sets the remember cookie `value`, a token signed here; `maxAge` is the
- * seconds left until its embedded expiry. Expires carries that expiry too,
- * for clients that read only Expires (Flask-Login sends both).
+ * seconds left until `expires` (unix seconds), the token's own expiry.
+ * Expires carries that expiry too, for clients that read only Expires
+ * (Flask-Login sends both).
  */
-export function setRememberCookie (config: LoginConfig, request: FastifyRequest, reply: FastifyReply, value: string, maxAge: number): void {
-  const expires = new Date(Number(value.split('.', 3)[2]) * 1000)
-  cookieReply(reply).setCookie(config.remember.cookieName, value, { ...cookieOptions(config, request), maxAge: Math.max(0, maxAge), expires })
+export function setRememberCookie (config: LoginConfig, request: FastifyRequest, reply: FastifyReply, value: string, maxAge: number, expires: number): void {
+  cookieReply(reply).setCookie(config.remember.cookieName, value, { ...cookieOptions(config, request), maxAge: Math.max(0, maxAge), expires: new Date(expires * 1000) })
 }
 
 /** Clears the remember cookie with the Path and Domain it was set with. */

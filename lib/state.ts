@@ -1,12 +1,12 @@
 // Per-request login state, kept on the request behind a Symbol: nothing about
 // a request lives outside it.
 import type { FastifyRequest } from 'fastify'
-import type { AnonymousUser, LoginUser, SessionExpiryReason } from '../types/index.js'
-import type { RememberToken } from './remember.js'
+import type { AnonymousUser, LoginRecord, LoginUser, SessionExpiryReason } from '../types/index.js'
+import type { RememberToken, StoreToken } from './remember.js'
 
 /** What the response must do with the remember cookie. */
 export type CookieAction =
-  | { readonly kind: 'set', readonly value: string, readonly maxAge: number }
+  | { readonly kind: 'set', readonly value: string, readonly maxAge: number, readonly expires: number }
   | { readonly kind: 'clear' }
 
 export interface LoginState {
@@ -21,6 +21,8 @@ export interface LoginState {
   readonly severalCookies: boolean
   /** The verified remember token; `undefined` until verified. */
   token: RememberToken | null | undefined
+  /** With a login store: the verified store cookie; `undefined` until verified. */
+  storeToken: StoreToken | null | undefined
   cookieAction: CookieAction | null
   /** loginUser, logoutUser and confirmLogin calls still running: a reply sent meanwhile is logged. */
   pendingCalls: number
@@ -28,6 +30,15 @@ export interface LoginState {
   pendingCall: string
   /** Why the session's login expired on this request (idleTimeout, absoluteTimeout), if it did. */
   expired: SessionExpiryReason | null
+  /** With a login store: the id of this request's login record, once it is known to hold. */
+  loginId: string | null
+  /** With a login store: that record as read on this request. */
+  record: LoginRecord | null
+}
+
+/** Sets the cookie `value` that is valid until `expiresAt` (milliseconds). */
+export function setCookieUntil (value: string, expiresAt: number, now = Date.now()): CookieAction {
+  return { kind: 'set', value, maxAge: Math.ceil((expiresAt - now) / 1000), expires: Math.ceil(expiresAt / 1000) }
 }
 
 export const kLoginState = Symbol('fastify-login.state')

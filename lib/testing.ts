@@ -11,6 +11,8 @@ import type { FastifyInstance } from 'fastify'
 import type { LoginUser } from '../types/index.js'
 import { kTestLogins, TICKET_HEADER, type WithTestLogins } from './test-tickets.js'
 
+export { testLoginStore, LOGIN_STORE_RULES, type MakeLoginStore } from './store-conformance.js'
+
 /** Options of `loginAs`. */
 export interface LoginAsOptions {
   /** Make the login fresh. Default `true`. */

@@ -45,5 +45,6 @@ ${namedExports.map((name) => `  export import ${name} = api.${name}\n`).join('')
 }
 export = fastifyLogin
 `)
-writeFileSync(new URL('../dist/cjs/testing.d.ts', import.meta.url), `export * from '../esm/lib/testing.js'
-`)
+for (const subpath of ['testing', 'redis']) {
+  writeFileSync(new URL(`../dist/cjs/${subpath}.d.ts`, import.meta.url), `export * from '../esm/lib/${subpath}.js'\n`)
+}

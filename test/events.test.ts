@@ -4,11 +4,11 @@ import t, { type Test } from 'tap'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { setTimeout } from 'node:timers/promises'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { EVENT_NAMES, type LoginEventName, type LoginUser } from '../lib/index.js'
+import { EVENT_NAMES, MemoryLoginStore, type LoginEventName, type LoginUser } from '../lib/index.js'
 import { buildApp, CookieJar, makeUsers, type BuildOptions } from './helpers.js'
 
 interface Payload {
-  request: FastifyRequest
+  request?: FastifyRequest
   user?: LoginUser
 }
 
@@ -24,7 +24,7 @@ interface Heard {
 function record (): { heard: Heard, listener: (payload: Payload) => void } {
   const heard: Heard = { requestIds: [], users: [], hasUser: [] }
   const listener = (payload: Payload): void => {
-    heard.requestIds.push(payload.request.id)
+    heard.requestIds.push(payload.request?.id ?? 'no request')
     heard.hasUser.push('user' in payload)
     heard.users.push(payload.user === undefined ? null : String((payload.user as { name?: unknown }).name))
   }
@@ -125,10 +125,34 @@ const scenarios: Record<LoginEventName, Scenario> = {
     },
     trigger: (jar) => jar.inject('/'),
     user: null
+  },
+  loginRevoked: {
+    options: () => ({ login: { loginStore: new MemoryLoginStore() } }),
+    setup: async (jar) => { await jar.inject({ method: 'POST', url: '/login/1' }) },
+    trigger: (jar) => jar.inject({ method: 'POST', url: '/logout' }),
+    user: null
+  },
+  rememberTheft: theftScenario()
+}
+
+// A remember cookie used again after it rotated out and its grace window (0 s) passed.
+function theftScenario (): Scenario {
+  let stolen = ''
+  return {
+    options: () => ({ login: { loginStore: new MemoryLoginStore(), remember: { rotationGrace: 0 } } }),
+    setup: async (jar) => {
+      await jar.inject({ method: 'POST', url: '/login/1?remember=1' })
+      stolen = jar.get('remember_token')!
+      jar.restartBrowser()
+      await jar.inject('/')
+      await setTimeout(5)
+    },
+    trigger: (jar) => jar.inject({ url: '/', headers: { cookie: `remember_token=${stolen}` } }),
+    user: null
   }
 }
 
-t.test('EVENT_NAMES lists the ten events', async (t) => {
+t.test('EVENT_NAMES lists the twelve events', async (t) => {
   t.same([...EVENT_NAMES].sort(), Object.keys(scenarios).sort())
 })
 

@@ -248,7 +248,8 @@ t.test('app.loginManager.options', async (t) => {
         secure: 'auto',
         httpOnly: true,
         sameSite: 'lax',
-        refreshEachRequest: false
+        refreshEachRequest: false,
+        rotationGrace: 60
       },
       freshMaxAge: undefined,
       regenerateSession: true,

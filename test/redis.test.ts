@@ -5,15 +5,16 @@
 // folder; the tests skip when `redis-server` is not installed.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { connect } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import t, { type Test } from 'tap'
 import { freePort } from './free-port.js'
+import { Browser } from './fetch-browser.js'
+import { RedisServer, stopProcess, tempDir } from './redis-server.js'
 import { buildApp } from '../example/app.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -25,35 +26,6 @@ const OTHER_BROWSER = 'Mozilla/5.0 (redis.test) Another/2'
 const UNAVAILABLE = 'Logins are unavailable for a moment'
 /** Users added next to the seeded `demo`, all with its password. */
 const EXTRA_USERS = 40
-
-function tempDir (t: Test, name: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `fastify-login-redis-${name}-`))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  return dir
-}
-
-async function stopProcess (child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = once(child, 'exit')
-  child.kill('SIGTERM')
-  await exited
-}
-
-/** True when Redis answers PING on `port`. */
-function pings (port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1')
-    let reply = ''
-    const done = (ok: boolean): void => { socket.destroy(); resolve(ok) }
-    socket.setTimeout(500, () => done(false))
-    socket.once('error', () => done(false))
-    socket.once('connect', () => socket.write('PING\r\n'))
-    socket.on('data', (chunk) => {
-      reply += chunk.toString()
-      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'))
-    })
-  })
-}
 
 /** How many clients are connected to the Redis on `port` (this query's own connection included). */
 function connectedClients (port: number): Promise<number> {
@@ -71,37 +43,6 @@ function connectedClients (port: number): Promise<number> {
       }
     })
   })
-}
-
-/** A redis-server on 127.0.0.1, no RDB or AOF file, its folder a temporary one. */
-class RedisServer {
-  readonly port: number
-  readonly #dir: string
-  #child: ChildProcess | null = null
-
-  constructor (port: number, dir: string) {
-    this.port = port
-    this.#dir = dir
-  }
-
-  get url (): string { return `redis://127.0.0.1:${this.port}` }
-
-  async start (): Promise<void> {
-    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.#dir, '--loglevel', 'warning']
-    const child = this.#child = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'inherit'] })
-    for (let i = 0; i < 100; i++) {
-      if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}`)
-      if (await pings(this.port)) return
-      await sleep(50)
-    }
-    throw new Error('redis-server did not answer PING within 5 s')
-  }
-
-  /** SIGTERM, as a service manager stops it; resolves once it has exited. */
-  async stop (): Promise<void> {
-    if (this.#child !== null) await stopProcess(this.#child)
-    this.#child = null
-  }
 }
 
 interface Instance {
@@ -135,53 +76,6 @@ async function startInstance (t: Test, name: string, env: Record<string, string>
     }, 20)
   })
   return { name, base, child, output }
-}
-
-/** A browser over fetch: its cookies, its User-Agent, no redirects followed. */
-class Browser {
-  readonly cookies = new Map<string, string>()
-  userAgent: string
-
-  constructor (userAgent = BROWSER) {
-    this.userAgent = userAgent
-  }
-
-  async request (base: string, path: string, init: { method?: string, form?: Record<string, string>, accept?: string } = {}): Promise<Response> {
-    const headers: Record<string, string> = { 'user-agent': this.userAgent, accept: init.accept ?? 'text/html' }
-    if (this.cookies.size > 0) headers.cookie = [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ')
-    let body: string | undefined
-    if (init.form !== undefined) {
-      headers['content-type'] = 'application/x-www-form-urlencoded'
-      body = new URLSearchParams(init.form).toString()
-    }
-    const response = await fetch(base + path, { method: init.method ?? 'GET', headers, body, redirect: 'manual' })
-    this.store(response)
-    return response
-  }
-
-  /** Applies the response's Set-Cookie headers (Max-Age=0 or a past Expires deletes). */
-  store (response: Response): void {
-    for (const header of response.headers.getSetCookie()) {
-      const [pair = '', ...attributes] = header.split(';')
-      const name = pair.slice(0, pair.indexOf('=')).trim()
-      const value = pair.slice(pair.indexOf('=') + 1).trim()
-      const deleted = value === '' || attributes.some((attribute) => {
-        const [key = '', val = ''] = attribute.trim().split('=')
-        if (key.toLowerCase() === 'max-age') return Number(val) <= 0
-        if (key.toLowerCase() === 'expires') return Date.parse(val) <= Date.now()
-        return false
-      })
-      if (deleted) this.cookies.delete(name)
-      else this.cookies.set(name, value)
-    }
-  }
-
-  /** A browser with the same cookies (a copy of a stolen or backed-up cookie jar). */
-  copy (): Browser {
-    const twin = new Browser(this.userAgent)
-    for (const [name, value] of this.cookies) twin.cookies.set(name, value)
-    return twin
-  }
 }
 
 function csrfTokenOf (page: string): string {
@@ -272,7 +166,7 @@ if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) {
   const instances = [a, b, strongA, strongB]
 
   t.test('a login on A is a fresh login on B', async (t) => {
-    const browser = new Browser()
+    const browser = new Browser(BROWSER)
     await logIn(browser, a)
     t.same(await profile(browser, b), { status: 200, user: 'demo', fresh: true, remembered: false })
     t.same(await apiMe(browser, b), { status: 200, username: 'demo' })
@@ -280,13 +174,13 @@ if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) {
   })
 
   t.test('the login form of A can be posted to B (the CSRF secret is in the shared session)', async (t) => {
-    const browser = new Browser()
+    const browser = new Browser(BROWSER)
     await logIn(browser, a, { postTo: b })
     t.same(await apiMe(browser, a), { status: 200, username: 'demo' })
   })
 
   t.test('the remember cookie of a login on A restores it on B, not fresh, and A then sees that session', async (t) => {
-    const browser = new Browser()
+    const browser = new Browser(BROWSER)
     await logIn(browser, a, { remember: true })
     t.ok(browser.cookies.has(REMEMBER_COOKIE))
     browser.cookies.delete(SESSION_COOKIE) // the browser was closed
@@ -298,7 +192,7 @@ if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) {
   })
 
   t.test('a logout on B logs out on A, and the old session cookie is dead on both', async (t) => {
-    const browser = new Browser()
+    const browser = new Browser(BROWSER)
     await logIn(browser, a)
     const before = browser.copy()
     const response = await submit(browser, b, '/', '/logout', {})
@@ -311,7 +205,7 @@ if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) {
 
   t.test('a password change through A logs the user out on B: session and remember cookie', async (t) => {
     const username = 'user1'
-    const laptop = new Browser()
+    const laptop = new Browser(BROWSER)
     await logIn(laptop, a, { username, remember: true })
     const phone = new Browser(OTHER_BROWSER)
     await logIn(phone, b, { username, remember: true })
@@ -333,7 +227,7 @@ if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) {
 
   t.test('basic session protection: another client makes the login not fresh, on either instance', async (t) => {
     for (const [loginOn, usedOn] of [[a, b], [b, a]] as const) {
-      const browser = new Browser()
+      const browser = new Browser(BROWSER)
       await logIn(browser, loginOn)
       const thief = browser.copy()
       thief.userAgent = OTHER_BROWSER
@@ -345,7 +239,7 @@ if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) {
 
   t.test('strong session protection: another client logs the session out, on either instance', async (t) => {
     for (const [loginOn, usedOn] of [[strongA, strongB], [strongB, strongA]] as const) {
-      const browser = new Browser()
+      const browser = new Browser(BROWSER)
       await logIn(browser, loginOn, { remember: true })
       const thief = browser.copy()
       thief.userAgent = OTHER_BROWSER
@@ -360,7 +254,7 @@ if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) {
   t.test('many users at once over both instances: every response names its own user', async (t) => {
     const users = Array.from({ length: EXTRA_USERS }, (_, i) => `user${i + 1}`).filter((name) => name !== 'user1')
     const browsers = await Promise.all(users.map(async (username, i) => {
-      const browser = new Browser()
+      const browser = new Browser(BROWSER)
       await logIn(browser, i % 2 === 0 ? a : b, { username })
       return { username, browser }
     }))
@@ -393,13 +287,13 @@ if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) {
     const inProcess = await buildApp({ dataDir, redisUrl: redis.url, sessionSecret: shared.SESSION_SECRET, loginSecret: shared.LOGIN_SECRET })
     t.teardown(() => inProcess.close())
 
-    const user = new Browser()
+    const user = new Browser(BROWSER)
     await logIn(user, a)
-    const remembered = new Browser()
+    const remembered = new Browser(BROWSER)
     await logIn(remembered, b, { remember: true })
     const rememberOnly = remembered.copy()
     rememberOnly.cookies.delete(SESSION_COOKIE)
-    const anonymous = new Browser()
+    const anonymous = new Browser(BROWSER)
 
     // Guarded requests in flight while Redis stops: each one is the user, or
     // a 503 that says why (never the login page, a 401 or another user).
@@ -480,11 +374,11 @@ if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) {
         let status = 0
         for (let i = 0; i < 50 && status !== 302; i++) {
           if (i > 0) await sleep(100)
-          status = (await profile(new Browser(), instance)).status
+          status = (await profile(new Browser(BROWSER), instance)).status
         }
         t.equal(status, 302, `${instance.name} answers again`)
       }
-      const fresh = new Browser()
+      const fresh = new Browser(BROWSER)
       await logIn(fresh, b, { postTo: a })
       t.same(await profile(fresh, b), { status: 200, user: 'demo', fresh: true, remembered: false }, 'a new login works, across instances')
 

@@ -94,7 +94,93 @@ export interface RememberCookieOptions {
   sameSite?: 'lax' | 'strict' | 'none' | false
   /** Re-issue the cookie on every request that carries it. Default `false`. */
   refreshEachRequest?: boolean
+  /**
+   * With a `loginStore`: seconds a rotated-out remember cookie is still
+   * accepted (parallel requests, restored tabs, lost responses). Default 60.
+   */
+  rotationGrace?: number
 }
+
+/**
+ * A login as a `LoginStore` keeps it: one per device a user logged in on.
+ * Times are milliseconds since the epoch.
+ */
+export interface LoginRecord {
+  /** Random, at least 128 bits, in base64url characters (`[A-Za-z0-9_-]`, 22 to 128 of them). */
+  readonly id: string
+  readonly userId: string
+  readonly createdAt: number
+  /** The last request of this login, written back at most once a minute. */
+  readonly lastSeenAt: number
+  /** After this the login is over; the store may drop the record. */
+  readonly expiresAt: number
+  /** The client address of the last request written back. */
+  readonly ip: string
+  /** The User-Agent of the last request written back (at most 512 characters). */
+  readonly userAgent: string
+  /** Made with "remember me": a remember cookie names this record. */
+  readonly remembered: boolean
+  /** A remembered login's cookie lifetime in seconds (0 when not remembered). */
+  readonly rememberSeconds: number
+  /** How many times the remember validator was rotated: the compare-and-set field. */
+  readonly rotation: number
+  /** When the validator was last rotated (0 if never). */
+  readonly rotatedAt: number
+  /** SHA-256 (base64url) of the current remember validator, `''` when not remembered. Never the validator. */
+  readonly validatorHash: string
+  /** A keyed tag of the user's `sessionVersion` at login, `''` without it. */
+  readonly versionTag: string
+}
+
+/** What `LoginStore.update` may change. */
+export type LoginRecordChanges = Partial<Pick<LoginRecord,
+  'lastSeenAt' | 'expiresAt' | 'ip' | 'userAgent' | 'rotation' | 'rotatedAt' | 'validatorHash'>>
+
+/**
+ * Where logins are kept (`loginStore`). Small enough to write over SQL; check
+ * an implementation with `testLoginStore` from `fastify-login/testing`.
+ * Every method may be async; a method that throws or rejects fails the
+ * request with a 503 `FST_LOGIN_STORE_FAILED`.
+ */
+export interface LoginStore {
+  /**
+   * Optional: a new login id for `userId` (at least 128 random bits, 22-128
+   * characters of `[A-Za-z0-9_-]`). Without it fastify-login makes 24 random
+   * characters. `RedisLoginStore` puts the user's hash tag in front.
+   */
+  createId? (userId: string): string
+  /** Stores a new record. */
+  create (record: LoginRecord): Promise<void>
+  /** The record, or `null` when there is none or it has expired. */
+  get (id: string): Promise<LoginRecord | null>
+  /**
+   * Compare-and-set: applies `changes` only when the record exists, has not
+   * expired, and its `rotation` is `expectedRotation`; resolves whether it did.
+   * Never creates a record. Two concurrent calls with the same
+   * `expectedRotation` that both change `rotation` must not both succeed.
+   */
+  update (id: string, expectedRotation: number, changes: LoginRecordChanges): Promise<boolean>
+  /** Deletes the record; resolves it as it was, or `null` when there was none. */
+  delete (id: string): Promise<LoginRecord | null>
+  /** The user's records that have not expired, in any order. */
+  list (userId: string): Promise<LoginRecord[]>
+}
+
+/** A login as `listLogins` shows it. */
+export interface LoginInfo {
+  readonly id: string
+  /** True for the login of the request that asked. */
+  readonly current: boolean
+  readonly createdAt: Date
+  readonly lastSeenAt: Date
+  readonly expiresAt: Date
+  readonly ip: string
+  readonly userAgent: string
+  readonly remembered: boolean
+}
+
+/** Why a login ended: `loginRevoked`'s `reason`. */
+export type LoginRevokedReason = 'logout' | 'revoked' | 'theft' | 'expired'
 
 /** Options of `fastify-login`. A `userLoader` (or `requestLoader`) and `secret` are required. */
 export interface FastifyLoginOptions {
@@ -169,6 +255,12 @@ export interface FastifyLoginOptions {
   expiredMessageCategory?: string
   /** Every guard lets every request through; users are still loaded. For tests only: a warning is logged at register. Default `false`. */
   loginDisabled?: boolean
+  /**
+   * Keep every login as a record here (`MemoryLoginStore`, `RedisLoginStore`
+   * from `fastify-login/redis`, or your own): logins can be listed and
+   * revoked, logout ends copies of the cookies, remember cookies rotate.
+   */
+  loginStore?: LoginStore
 }
 
 /** Options of `request.loginUser`. */
@@ -196,6 +288,21 @@ export type RouteLoginMode = 'required' | 'fresh' | 'optional' | false
 export interface UserEvent {
   request: FastifyRequest
   user: LoginUser
+}
+
+/** Payload of `loginRevoked`: no `request` when an administrator revoked it through `loginManager`. */
+export interface LoginRevokedEvent {
+  request?: FastifyRequest
+  userId: string
+  loginId: string
+  reason: LoginRevokedReason
+}
+
+/** Payload of `rememberTheft`: a rotated-out remember cookie came back after its grace window. */
+export interface RememberTheftEvent {
+  request: FastifyRequest
+  userId: string
+  loginId: string
 }
 
 /** Payload of events with only a request. */
@@ -226,6 +333,8 @@ export interface LoginEvents {
   userAccessed: RequestEvent
   sessionProtected: RequestEvent
   sessionExpired: SessionExpiredEvent
+  loginRevoked: LoginRevokedEvent
+  rememberTheft: RememberTheftEvent
 }
 
 export type LoginEventName = keyof LoginEvents
@@ -268,6 +377,10 @@ export interface LoginManager {
   needsRefresh (request: FastifyRequest, reply: FastifyReply): Promise<void>
   /** The login URL with `nextUrl` in its query (`make_login_url`). */
   loginUrl (loginView: string, nextUrl?: string, nextField?: string): string
+  /** The logins of `userId`, newest first. Rejects with `FST_LOGIN_NO_STORE` without a `loginStore`. */
+  listLogins (userId: string | number): Promise<LoginInfo[]>
+  /** Revokes every login of `userId` (a password reset, a ban); resolves how many. Rejects with `FST_LOGIN_NO_STORE` without a `loginStore`. */
+  revokeLogins (userId: string | number): Promise<number>
 }
 
 /** The `config.login` modes that guard a route: its handler runs only for a logged-in user. */
@@ -315,6 +428,14 @@ declare module 'fastify' {
     confirmLogin (): Promise<void>
     /** The `next` target if it is a safe redirect for this host (never `http:` on an HTTPS request), else `fallback` (default `'/'`). */
     safeNextUrl (fallback?: string): string
+    /** The id of this request's login record, or `null` (always `null` without a `loginStore`). */
+    readonly loginId: string | null
+    /** The current user's logins, newest first; empty when anonymous. Needs a `loginStore`. */
+    listLogins (): Promise<LoginInfo[]>
+    /** Revokes one of the current user's logins; `false` for an unknown id or another user's. Needs a `loginStore`. */
+    revokeLogin (id: string): Promise<boolean>
+    /** Revokes the current user's other logins ("log out other devices"); resolves how many. Needs a `loginStore`. */
+    revokeOtherLogins (): Promise<number>
   }
   interface FastifyInstance {
     /** `preHandler` guard: unauthenticated requests get `loginManager.unauthorized`. */
