@@ -3,9 +3,10 @@
 // session keys, by default @fastify/csrf-protection's secret `_csrf`, so a
 // secret planted in a session before the login never survives it. Tested
 // with the real @fastify/csrf-protection on both session plugins.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fastifyCsrfProtection from '@fastify/csrf-protection'
+import { MemoryLoginStore } from '../lib/index.js'
 import { buildApp, CookieJar, type BuildOptions } from './helpers.js'
 
 const PLUGINS = ['session', 'secure-session'] as const
@@ -67,8 +68,14 @@ async function attackerSession (app: FastifyInstance, sessionPlugin: Plugin): Pr
 for (const sessionPlugin of PLUGINS) {
   const cookieName = SESSION_COOKIE[sessionPlugin]
 
-  t.test(`a planted CSRF secret does not survive a remember-cookie restore (${sessionPlugin})`, async (t) => {
-    const { app } = await setup(sessionPlugin)
+  for (const withStore of [false, true]) {
+    t.test(`a planted CSRF secret does not survive a remember-cookie restore (${sessionPlugin}${withStore ? ', login store' : ''})`, async (t) => {
+      await restoreIntoPlantedSession(t, sessionPlugin, withStore ? { login: { loginStore: new MemoryLoginStore() } } : {})
+    })
+  }
+
+  async function restoreIntoPlantedSession (t: Test, sessionPlugin: Plugin, options: BuildOptions): Promise<void> {
+    const { app } = await setup(sessionPlugin, options)
     const victim = new CookieJar(app)
     await victim.inject({ method: 'POST', url: '/login/1?remember=1' })
     victim.restartBrowser()
@@ -84,7 +91,7 @@ for (const sessionPlugin of PLUGINS) {
     t.equal(forged.json().code, 'FST_CSRF_MISSING_SECRET', 'the planted secret is gone')
     const own = await transfer(victim, await tokenOf(victim))
     t.same(own.json(), { done: true, user: 'Ann' }, "the victim's own new token works")
-  })
+  }
 
   t.test(`a planted CSRF secret does not survive loginUser (${sessionPlugin})`, async (t) => {
     const { app } = await setup(sessionPlugin)
