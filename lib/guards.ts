@@ -58,7 +58,7 @@ const ROUTE_MODES = new Set<unknown>(['required', 'fresh', 'optional', false, un
 // On the route config of every route the onRoute hook has seen.
 const kGuardedAtRegistration = Symbol('fastify-login.guardedAtRegistration')
 
-type RouteHooks = RouteOptions['preHandler']
+type RouteHooks = RouteOptions['onRequest']
 
 function asArray<T> (value: T | T[] | undefined): T[] {
   if (value === undefined) return []
@@ -70,7 +70,7 @@ export interface RouteGuards {
   readonly named: Guards
   /** The onRoute hook: guards each route by its final `config.login`. */
   onRoute (route: RouteOptions): void
-  /** A `preHandler` hook for the routes added before the plugin loaded. */
+  /** An `onRequest` hook for the routes added before the plugin loaded. */
   readonly guardEarlyRoutes: Guard
 }
 
@@ -96,16 +96,21 @@ export function createRouteGuards (config: LoginConfig, responses: Responses): R
   // open: the twin gets at least the guard of the GET route before it.
   let lastGet: { readonly url: string, readonly guard: Guard | undefined } | null = null
 
-  // Fastify reads a route's `preHandler` only after every onRoute hook has
+  // The guard is the route's first `onRequest` hook: it runs right after the
+  // user is loaded, before the route's own hooks, so they and the handler
+  // only ever see the user the route's type promises, and an anonymous
+  // request's body is never read.
+  //
+  // Fastify reads a route's `onRequest` only after every onRoute hook has
   // run (registered before or after this one), right before it copies
   // `config` into the route, and again at ready. Reading it through this
   // accessor makes the guard follow the final `config.login`, whichever hook
   // set it, at no cost per request; what a later hook assigns is kept behind
   // the guard. An invalid value throws there: registration or ready() fails.
   function onRoute (route: RouteOptions): void {
-    let hooks = route.preHandler
+    let hooks = route.onRequest
     const twinGuard = route.method === 'HEAD' && lastGet?.url === route.url ? lastGet.guard : undefined
-    Object.defineProperty(route, 'preHandler', {
+    Object.defineProperty(route, 'onRequest', {
       configurable: true,
       enumerable: true,
       get: () => finalHooks(route, hooks, twinGuard),

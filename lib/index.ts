@@ -2,7 +2,7 @@
 // set). This file only wires the modules into Fastify.
 import type {
   FastifyInstance, FastifyPluginCallback, FastifyReply, FastifyRequest, onRequestHookHandler, onSendHookHandler,
-  preHandlerAsyncHookHandler, preHandlerHookHandler
+  preHandlerAsyncHookHandler
 } from 'fastify'
 import fp from 'fastify-plugin'
 import type { FastifyLoginOptions, LoginEventListener, LoginEventName, LoginManager } from '../types/index.js'
@@ -205,7 +205,7 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   fastify.decorateRequest(kGuards, { getter: () => routeGuards.named })
   fastify.addHook('onRoute', routeGuards.onRoute)
   // Only routes already in the router now can have escaped the onRoute hook.
-  if (fastify.printRoutes() !== '(empty tree)') fastify.addHook('preHandler', routeGuards.guardEarlyRoutes as preHandlerHookHandler)
+  if (fastify.printRoutes() !== '(empty tree)') fastify.addHook('onRequest', routeGuards.guardEarlyRoutes as onRequestHookHandler)
 
   done()
 }
