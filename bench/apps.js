@@ -185,6 +185,28 @@ async function buildLogin (kind, options = {}) {
   return app
 }
 
+/** `login` or `login-secure` with a MemoryLoginStore. */
+async function buildLoginWithStore (kind) {
+  const { MemoryLoginStore } = await import('fastify-login')
+  return buildLogin(kind, { loginStore: new MemoryLoginStore() })
+}
+
+/** `login` with its logins in the Redis of BENCH_REDIS_URL. */
+async function buildLoginRedis () {
+  const { createClient } = await import('redis')
+  const { RedisLoginStore } = await import('fastify-login/redis')
+  const client = createClient({ url: process.env.BENCH_REDIS_URL, disableOfflineQueue: true })
+  await client.connect()
+  const app = await buildLogin('session', { loginStore: new RedisLoginStore({ client, prefix: 'bench:' }) })
+  // An anonymous page on the same app: it must cost Redis nothing.
+  app.get('/public', async () => {
+    completed++
+    return { hello: 'world' }
+  })
+  app.addHook('onClose', () => client.close())
+  return app
+}
+
 /** An anonymous page on the session stack, with or without fastify-login. */
 async function buildAnon (withLogin) {
   const app = Fastify()
@@ -221,6 +243,11 @@ export const BUILDERS = Object.freeze({
   // Issue 13: the same app as `login` / `login-secure` with both timeouts on.
   'login-timeouts': () => buildLogin('session', TIMEOUTS),
   'login-secure-timeouts': () => buildLogin('secure-session', TIMEOUTS),
+  // Issue 12: the same app as `login` / `login-secure` with a MemoryLoginStore.
+  'login-store': () => buildLoginWithStore('session'),
+  'login-secure-store': () => buildLoginWithStore('secure-session'),
+  // Issue 12: `login` with RedisLoginStore on BENCH_REDIS_URL (bench/redis-commands.js).
+  'login-redis': buildLoginRedis,
   // Issue 13's write budget (harness.js `runWriteBudget`), not a timed scenario.
   'login-write-budget': () => buildLogin('session', BUDGET_TIMEOUTS),
   // Diagnostics, not in the default run: what session protection's hash costs.

@@ -36,6 +36,8 @@ export const SCENARIOS = Object.freeze([
   { id: 'signin-hand', what: '`POST /login` creating a session: `regenerate()` + `set` by hand', expect: 'signin', prepare: () => signInRequest() },
   { id: 'signin-hand-flask', what: 'diagnostic: `POST /login` of `hand-flask`: `regenerate()` + Flask-Login\'s keys by hand', expect: 'signin', prepare: () => signInRequest() },
   { id: 'restore', what: 'fastify-login `GET /me` with only a remember cookie (session restored each time)', expect: 'restore', prepare: (url) => rememberOnly(url) },
+  { id: 'login-store', what: '`login` with a `MemoryLoginStore` (one store read per request)', expect: 'user', prepare: (url) => me(url, SESSION_COOKIE) },
+  { id: 'login-secure-store', what: '`login-secure` with a `MemoryLoginStore`', expect: 'user', prepare: (url) => me(url, SECURE_SESSION_COOKIE) },
   { id: 'login-timeouts', what: '`login` with `idleTimeout` (30 min) and `absoluteTimeout` (8 h)', expect: 'user', prepare: (url) => me(url, SESSION_COOKIE, { keepCookie: true }) },
   { id: 'login-secure-timeouts', what: '`login-secure` with `idleTimeout` (30 min) and `absoluteTimeout` (8 h)', expect: 'user', prepare: (url) => me(url, SECURE_SESSION_COOKIE, { keepCookie: true }) }
 ])
@@ -299,6 +301,8 @@ export async function cannon (url, request, { connections = 10, duration = 3, am
   if (request.keepCookie !== undefined) options.requests = keepingCookie(request, headers, request.keepCookie)
   if (amount !== undefined) options.amount = amount
   else options.duration = duration
+  // Several requests, sent in turn on every connection (each login its own session).
+  if (request.requests !== undefined) options.requests = request.requests.map((item) => ({ ...item, headers: { ...CLIENT_HEADERS, ...item.headers } }))
   return autocannon(options)
 }
 

@@ -30,13 +30,15 @@ import {
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
-/** Issue 6's and issue 13's targets: ratios of server CPU per request, same run. */
+/** Issue 6's, 12's and 13's targets: ratios of server CPU per request, same run. */
 export const TARGETS = Object.freeze([
   { subject: 'login', baseline: 'hand', limit: 1.05 },
   { subject: 'login', baseline: 'passport', limit: 0.95 },
   { subject: 'login-secure', baseline: 'passport-secure', limit: 0.95 },
   { subject: 'anon-with', baseline: 'anon-without', limit: 1.03 },
   { subject: 'signin-login', baseline: 'signin-passport', limit: 1.0 },
+  { subject: 'login-store', baseline: 'login', limit: 1.10 },
+  { subject: 'login-secure-store', baseline: 'login-secure', limit: 1.10 },
   { subject: 'login-timeouts', baseline: 'login', limit: 1.05 },
   { subject: 'login-secure-timeouts', baseline: 'login-secure', limit: 1.05 }
 ])

@@ -4,7 +4,7 @@
 // checks it with `testLoginStore`. With several instances, the app uses
 // RedisLoginStore instead (see app).
 import type { Database, Statement } from 'better-sqlite3'
-import type { LoginRecord, LoginRecordChanges, LoginStore } from 'fastify-login'
+import type { LoginRecord, LoginRecordChanges, LoginRecordExpected, LoginStore } from 'fastify-login'
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS logins (
@@ -114,15 +114,16 @@ export class SqliteLoginStore implements LoginStore {
     return row === undefined ? null : toRecord(row)
   }
 
-  // The compare-and-set: one UPDATE whose WHERE holds the expected rotation.
+  // The compare-and-set: one UPDATE whose WHERE holds the expected values.
   // SQLite runs it atomically; on a server database the same statement is too.
-  async update (id: string, expectedRotation: number, changes: LoginRecordChanges): Promise<boolean> {
+  async update (id: string, expected: LoginRecordExpected, changes: LoginRecordChanges): Promise<boolean> {
     const fields = (Object.keys(COLUMNS) as Array<keyof LoginRecordChanges>).filter((field) => changes[field] !== undefined)
+    const compared = (['rotation', 'lastSeenAt'] as const).filter((field) => expected[field] !== undefined)
     if (fields.length === 0) return false
     const assignments = fields.map((field) => `${COLUMNS[field]} = ?`).join(', ')
-    const values = fields.map((field) => changes[field] as string | number)
-    const result = this.#db.prepare(`UPDATE logins SET ${assignments} WHERE id = ? AND rotation = ? AND expires_at > ?`)
-      .run(...values, id, expectedRotation, Date.now())
+    const conditions = compared.map((field) => ` AND ${COLUMNS[field]} = ?`).join('')
+    const result = this.#db.prepare(`UPDATE logins SET ${assignments} WHERE id = ? AND expires_at > ?${conditions}`)
+      .run(...fields.map((field) => changes[field]!), id, Date.now(), ...compared.map((field) => expected[field]!))
     return result.changes === 1
   }
 

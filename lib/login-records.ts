@@ -13,6 +13,9 @@ import { LOGIN_ID, validatorHashOf, type RememberCodec, type StoreToken } from '
 export const IDLE_LOGIN_LIFETIME = 14 * 24 * 60 * 60
 /** `lastSeenAt`, `ip` and `userAgent` are written back at most this often. */
 export const ACTIVITY_INTERVAL_MS = 60_000
+/** Activity writes this process remembers having tried, before it forgets them all. */
+const MAX_TOUCHES_REMEMBERED = 10_000
+
 /** Longer User-Agents are cut in the record: it is for showing, not for matching. */
 export const MAX_USER_AGENT_LENGTH = 512
 
@@ -64,6 +67,9 @@ export class LoginRecords {
   readonly #config: LoginConfig
   readonly #codec: RememberCodec
   readonly #events: LoginEventHub
+  // Login id → the `lastSeenAt` an activity write of this process replaces:
+  // concurrent requests of one login that read the same record try once.
+  readonly #touches = new Map<string, number>()
 
   constructor (store: LoginStore, config: LoginConfig, codec: RememberCodec, events: LoginEventHub) {
     this.#store = store
@@ -139,12 +145,22 @@ export class LoginRecords {
   /** Writes back the request's activity when the record has not been written for a minute. */
   async touch (request: FastifyRequest, record: LoginRecord): Promise<void> {
     const now = Date.now()
-    if (now - record.lastSeenAt < ACTIVITY_INTERVAL_MS) return
+    if (now - record.lastSeenAt < ACTIVITY_INTERVAL_MS || this.#touches.get(record.id) === record.lastSeenAt) return
+    if (this.#touches.size >= MAX_TOUCHES_REMEMBERED) this.#touches.clear()
+    this.#touches.set(record.id, record.lastSeenAt)
     let expiresAt = record.expiresAt
     if (!record.remembered) expiresAt = this.#idleExpiry(now)
     else if (this.#config.remember.refreshEachRequest) expiresAt = now + record.rememberSeconds * 1000
-    // A false answer means it changed meanwhile (rotated, revoked): nothing to do.
-    await call(() => this.#store.update(record.id, record.rotation, { lastSeenAt: now, expiresAt, ...clientOf(request) }))
+    // Only if nobody wrote it meanwhile (concurrent requests of this login, on
+    // any instance): one write a minute. A false answer means it is done or
+    // the login is gone: nothing to do.
+    try {
+      await call(() => this.#store.update(record.id, { lastSeenAt: record.lastSeenAt }, { lastSeenAt: now, expiresAt, ...clientOf(request) }))
+    } catch (error) {
+      // Not written: the next request tries again.
+      this.#touches.delete(record.id)
+      throw error
+    }
   }
 
   /** Deletes a login's record; `loginRevoked` fires when there was one. */
@@ -196,7 +212,7 @@ export class LoginRecords {
       const rotation = record.rotation + 1
       const cookie = this.#codec.signStore(record.id, rotation)
       const changes = { rotation, rotatedAt: now, validatorHash: validatorHashOf(cookie), lastSeenAt: now, ...clientOf(request) }
-      if (await call(() => this.#store.update(record.id, record.rotation, changes))) {
+      if (await call(() => this.#store.update(record.id, { rotation: record.rotation }, changes))) {
         return { kind: 'rotated', record: { ...record, ...changes }, cookie }
       }
       const again = await this.check(token)

@@ -1,6 +1,6 @@
 // MemoryLoginStore: the login store of a single process. Bounded, and
 // expired records are dropped as they are met and when it is full.
-import type { LoginRecord, LoginRecordChanges, LoginStore } from '../types/index.js'
+import type { LoginRecord, LoginRecordChanges, LoginRecordExpected, LoginStore } from '../types/index.js'
 
 /** Options of `MemoryLoginStore`. */
 export interface MemoryLoginStoreOptions {
@@ -44,9 +44,11 @@ export class MemoryLoginStore implements LoginStore {
     return this.#live(id, Date.now())
   }
 
-  async update (id: string, expectedRotation: number, changes: LoginRecordChanges): Promise<boolean> {
+  async update (id: string, expected: LoginRecordExpected, changes: LoginRecordChanges): Promise<boolean> {
     const record = this.#live(id, Date.now())
-    if (record === null || record.rotation !== expectedRotation) return false
+    if (record === null) return false
+    if (expected.rotation !== undefined && record.rotation !== expected.rotation) return false
+    if (expected.lastSeenAt !== undefined && record.lastSeenAt !== expected.lastSeenAt) return false
     // Only the fields an update may change; the identity of a login stays.
     const next: LoginRecord = {
       ...record,

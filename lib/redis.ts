@@ -10,7 +10,7 @@
 // Both keys of a login share the hash tag {T}, so every script below touches
 // one slot, and the store runs on Redis Cluster too.
 import { createHash, randomBytes } from 'node:crypto'
-import type { LoginRecord, LoginRecordChanges, LoginStore } from '../types/index.js'
+import type { LoginRecord, LoginRecordChanges, LoginRecordExpected, LoginStore } from '../types/index.js'
 
 /** The part of a node-redis client (or cluster) that RedisLoginStore uses. */
 export interface RedisClientLike {
@@ -44,14 +44,19 @@ local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
 redis.call('PEXPIREAT', KEYS[2], last[2])
 return 1`
 
-// Compare-and-set on `rotation`; never creates a record.
+// Compare-and-set on the expected fields (ARGV[5], an even count of
+// field and value after it); never creates a record.
 const UPDATE = `
-local current = redis.call('HMGET', KEYS[1], 'rotation', 'expiresAt')
-if not current[1] or current[1] ~= ARGV[1] or tonumber(current[2]) <= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 5))
-if ARGV[3] ~= '' then
-  redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+local current = redis.call('HMGET', KEYS[1], 'expiresAt')
+if not current[1] or tonumber(current[1]) <= tonumber(ARGV[1]) then return 0 end
+local compared = tonumber(ARGV[4])
+for index = 5, 4 + compared, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[index]) ~= ARGV[index + 1] then return 0 end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5 + compared))
+if ARGV[2] ~= '' then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
   local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
   redis.call('PEXPIREAT', KEYS[2], last[2])
 end
@@ -78,7 +83,7 @@ const NUMBER_FIELDS = ['createdAt', 'lastSeenAt', 'expiresAt', 'rememberSeconds'
 const STRING_FIELDS = ['userId', 'ip', 'userAgent', 'validatorHash', 'versionTag'] as const
 
 /** The fields of a record as Redis keeps them, in HSET's argument order. */
-function toFields (record: LoginRecordChanges | LoginRecord): string[] {
+function toFields (record: LoginRecordChanges | LoginRecordExpected | LoginRecord): string[] {
   const fields: string[] = []
   for (const [name, value] of Object.entries(record)) {
     if (name === 'id' || value === undefined) continue
@@ -153,15 +158,16 @@ export class RedisLoginStore implements LoginStore {
     return record !== null && record.expiresAt > Date.now() ? record : null
   }
 
-  async update (id: string, expectedRotation: number, changes: LoginRecordChanges): Promise<boolean> {
+  async update (id: string, expected: LoginRecordExpected, changes: LoginRecordChanges): Promise<boolean> {
     const tag = this.#tag(id)
     if (tag === null) return false
     const expiresAt = changes.expiresAt === undefined ? '' : String(changes.expiresAt)
     const fields = toFields(changes)
     if (fields.length === 0) return false
+    const compared = toFields(expected)
     const done = await this.#client.eval(UPDATE, {
       keys: [this.#recordKey(tag, id), this.#indexKey(tag)],
-      arguments: [String(expectedRotation), String(Date.now()), expiresAt, id, ...fields]
+      arguments: [String(Date.now()), expiresAt, id, String(compared.length), ...compared, ...fields]
     })
     return Number(done) === 1
   }

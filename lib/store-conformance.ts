@@ -89,7 +89,7 @@ const RULES: readonly Rule[] = [
       const record = newRecord(store, newUserId('snapshot'))
       await store.create(record)
       const before = await store.get(record.id)
-      await store.update(record.id, 0, { lastSeenAt: record.lastSeenAt + 1, rotation: 1 })
+      await store.update(record.id, { rotation: 0 }, { lastSeenAt: record.lastSeenAt + 1, rotation: 1 })
       deepStrictEqual({ ...before }, record)
     }
   },
@@ -105,30 +105,32 @@ const RULES: readonly Rule[] = [
       await sleep(250)
       strictEqual(await store.get(soon.id), null, 'a record past its expiresAt')
       deepStrictEqual(await store.list(userId), [], 'list')
-      strictEqual(await store.update(soon.id, 0, { lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 }), false, 'update')
+      strictEqual(await store.update(soon.id, { rotation: 0 }, { lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 }), false, 'update')
       strictEqual(await store.get(soon.id), null, 'an update must not bring it back')
     }
   },
   {
-    name: 'update applies the changes when the rotation matches, and leaves other fields alone',
+    name: 'update applies the changes when the expected fields match, and leaves other fields alone',
     async check (store) {
       const record = newRecord(store, newUserId('update'))
       await store.create(record)
       const changes = { lastSeenAt: Date.now(), expiresAt: Date.now() + 120_000, ip: '203.0.113.9', userAgent: 'Other/2' }
-      strictEqual(await store.update(record.id, 0, changes), true)
+      strictEqual(await store.update(record.id, { lastSeenAt: record.lastSeenAt }, changes), true)
       deepStrictEqual({ ...await store.get(record.id) }, { ...record, ...changes })
       const rotated = { rotation: 1, rotatedAt: Date.now(), validatorHash: randomBytes(32).toString('base64url') }
-      strictEqual(await store.update(record.id, 0, rotated), true)
+      strictEqual(await store.update(record.id, { rotation: 0 }, rotated), true)
       deepStrictEqual({ ...await store.get(record.id) }, { ...record, ...changes, ...rotated })
     }
   },
   {
-    name: 'update with another rotation changes nothing and resolves false',
+    name: 'update with another rotation or lastSeenAt changes nothing and resolves false',
     async check (store) {
       const record = newRecord(store, newUserId('stale'), { rotation: 3 })
       await store.create(record)
-      strictEqual(await store.update(record.id, 2, { rotation: 3, lastSeenAt: Date.now() }), false)
-      strictEqual(await store.update(record.id, 4, { rotation: 5 }), false)
+      strictEqual(await store.update(record.id, { rotation: 2 }, { rotation: 3, lastSeenAt: Date.now() }), false, 'another rotation')
+      strictEqual(await store.update(record.id, { rotation: 4 }, { rotation: 5 }), false, 'a later rotation')
+      strictEqual(await store.update(record.id, { lastSeenAt: record.lastSeenAt - 1 }, { lastSeenAt: Date.now() }), false, 'another lastSeenAt')
+      strictEqual(await store.update(record.id, { rotation: 3, lastSeenAt: record.lastSeenAt + 1 }, { lastSeenAt: Date.now() }), false, 'one of two fields differs')
       deepStrictEqual({ ...await store.get(record.id) }, record)
     }
   },
@@ -136,21 +138,25 @@ const RULES: readonly Rule[] = [
     name: 'update never creates a record',
     async check (store) {
       const id = newId(store, newUserId('phantom'))
-      strictEqual(await store.update(id, 0, { lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 }), false)
+      strictEqual(await store.update(id, { rotation: 0 }, { lastSeenAt: Date.now(), expiresAt: Date.now() + 60_000 }), false)
       strictEqual(await store.get(id), null)
     }
   },
   {
-    name: 'of concurrent updates from one rotation, exactly one succeeds (compare-and-set)',
+    name: 'of concurrent updates expecting the same values, exactly one succeeds (compare-and-set)',
     async check (store) {
       const record = newRecord(store, newUserId('race'))
       await store.create(record)
       const hashes = Array.from({ length: 20 }, () => randomBytes(32).toString('base64url'))
-      const results = await Promise.all(hashes.map((validatorHash) => store.update(record.id, 0, { rotation: 1, rotatedAt: Date.now(), validatorHash })))
-      strictEqual(results.filter(Boolean).length, 1, 'successful updates')
+      const results = await Promise.all(hashes.map((validatorHash) => store.update(record.id, { rotation: 0 }, { rotation: 1, rotatedAt: Date.now(), validatorHash })))
+      strictEqual(results.filter(Boolean).length, 1, 'successful rotations')
       const stored = await store.get(record.id)
       strictEqual(stored?.rotation, 1)
       strictEqual(stored?.validatorHash, hashes[results.indexOf(true)], 'the winner\'s write is the one kept')
+      const seen = Array.from({ length: 20 }, (_, index) => record.lastSeenAt + 1 + index)
+      const touches = await Promise.all(seen.map((lastSeenAt) => store.update(record.id, { lastSeenAt: record.lastSeenAt }, { lastSeenAt })))
+      strictEqual(touches.filter(Boolean).length, 1, 'successful activity writes')
+      strictEqual((await store.get(record.id))?.lastSeenAt, seen[touches.indexOf(true)])
     }
   },
   {
@@ -164,7 +170,7 @@ const RULES: readonly Rule[] = [
       deepStrictEqual({ ...await store.delete(record.id) }, record)
       strictEqual(await store.get(record.id), null)
       strictEqual(await store.delete(record.id), null)
-      strictEqual(await store.update(record.id, 0, { lastSeenAt: Date.now() }), false, 'update after delete')
+      strictEqual(await store.update(record.id, { rotation: 0 }, { lastSeenAt: Date.now() }), false, 'update after delete')
       deepStrictEqual((await store.list(userId)).map((item) => item.id), [other.id], 'list after delete')
     }
   },

@@ -4,7 +4,7 @@
 import t from 'tap'
 import { AssertionError } from 'node:assert'
 import { randomBytes } from 'node:crypto'
-import { MemoryLoginStore, type LoginRecord, type LoginRecordChanges, type LoginStore } from '../lib/index.js'
+import { MemoryLoginStore, type LoginRecord, type LoginRecordChanges, type LoginRecordExpected, type LoginStore } from '../lib/index.js'
 import { LOGIN_STORE_RULES, testLoginStore } from '../lib/testing.js'
 
 function record (userId: string, changes: Partial<LoginRecord> = {}): LoginRecord {
@@ -43,7 +43,7 @@ function broken (patch: (inner: MemoryLoginStore) => Partial<LoginStore>): () =>
     const store: LoginStore = {
       create: (value) => inner.create(value),
       get: (id) => inner.get(id),
-      update: (id, rotation, changes) => inner.update(id, rotation, changes),
+      update: (id, expected, changes) => inner.update(id, expected, changes),
       delete: (id) => inner.delete(id),
       list: (userId) => inner.list(userId),
       ...patch(inner)
@@ -61,9 +61,9 @@ const breakages: Array<[string, () => LoginStore, string]> = [
     return {
       create: async (value) => { live.set(value.id, { ...value }) },
       get: async (id) => live.get(id) ?? null,
-      update: async (id, rotation, changes) => {
+      update: async (id, expected, changes) => {
         const found = live.get(id)
-        if (found === undefined || found.rotation !== rotation) return false
+        if (found === undefined || found.rotation !== expected.rotation) return false
         Object.assign(found, changes)
         return true
       },
@@ -81,35 +81,36 @@ const breakages: Array<[string, () => LoginStore, string]> = [
       list: async () => []
     }
   }), 'expired'],
-  ['update ignores the expected rotation', broken((inner) => ({
-    update: async (id: string, _rotation: number, changes: LoginRecordChanges) => {
-      const found = await inner.get(id)
-      return found === null ? false : inner.update(id, found.rotation, changes)
-    }
+  ['update ignores the expected values', broken((inner) => ({
+    update: async (id: string, _expected: LoginRecordExpected, changes: LoginRecordChanges) => inner.update(id, {}, changes)
   })), 'another rotation'],
   ['update forgets the rotation fields', broken((inner) => ({
-    update: async (id: string, rotation: number, changes: LoginRecordChanges) => {
+    update: async (id: string, expected: LoginRecordExpected, changes: LoginRecordChanges) => {
       const { rotation: _rotation, rotatedAt: _rotatedAt, validatorHash: _hash, ...rest } = changes
-      return inner.update(id, rotation, rest)
+      return inner.update(id, expected, rest)
     }
-  })), 'rotation matches'],
+  })), 'expected fields match'],
+  ['update compares only the rotation', broken((inner) => ({
+    update: async (id: string, expected: LoginRecordExpected, changes: LoginRecordChanges) => inner.update(id, { rotation: expected.rotation }, changes)
+  })), 'another rotation'],
   ['update creates a record it never had', broken((inner) => {
     const created = new Set<string>()
     return {
       create: async (value: LoginRecord) => { created.add(value.id); await inner.create(value) },
-      update: async (id: string, rotation: number, changes: LoginRecordChanges) => {
+      update: async (id: string, expected: LoginRecordExpected, changes: LoginRecordChanges) => {
         if (!created.has(id)) {
           await inner.create({ ...record('phantom'), id, ...changes })
           return true
         }
-        return inner.update(id, rotation, changes)
+        return inner.update(id, expected, changes)
       }
     }
   }), 'never creates'],
   ['update is not atomic', broken((inner) => ({
-    update: async (id: string, rotation: number, changes: LoginRecordChanges) => {
+    update: async (id: string, expected: LoginRecordExpected, changes: LoginRecordChanges) => {
       const found = await inner.get(id)
-      if (found === null || found.rotation !== rotation) return false
+      if (found === null || (expected.rotation !== undefined && found.rotation !== expected.rotation) ||
+        (expected.lastSeenAt !== undefined && found.lastSeenAt !== expected.lastSeenAt)) return false
       await new Promise((resolve) => setTimeout(resolve, 1))
       await inner.delete(id)
       await inner.create({ ...found, ...changes })
@@ -123,7 +124,7 @@ const breakages: Array<[string, () => LoginStore, string]> = [
     return {
       create: async (value) => { users.add(value.userId); await inner.create(value) },
       get: (id) => inner.get(id),
-      update: (id, rotation, changes) => inner.update(id, rotation, changes),
+      update: (id, expected, changes) => inner.update(id, expected, changes),
       delete: (id) => inner.delete(id),
       list: async () => (await Promise.all([...users].map((user) => inner.list(user)))).flat()
     }

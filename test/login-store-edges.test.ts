@@ -85,7 +85,7 @@ t.test('a cookie in the grace window whose record no key can match is accepted, 
   const cookie = jar.get(COOKIE)!
   await app.inject({ url: '/', headers: { cookie: `${COOKIE}=${cookie}` } })
   const loginId = cookie.split('.')[1]!
-  t.ok(await store.inner.update(loginId, 1, { validatorHash: 'not-a-hash-of-any-validator' }))
+  t.ok(await store.inner.update(loginId, { rotation: 1 }, { validatorHash: 'not-a-hash-of-any-validator' }))
   const response = await app.inject({ url: '/', headers: { cookie: `${COOKIE}=${cookie}` } })
   t.equal(response.json().authenticated, true)
   t.notOk(response.cookies.some((item) => item.name === COOKIE), 'no cookie to catch up to')
@@ -114,8 +114,9 @@ t.test('a record rotated twice meanwhile: the restore is theft', async (t) => {
   const inner = new MemoryLoginStore()
   const racing = new ControlledStore(inner)
   Object.defineProperty(racing, 'update', {
-    value: async (id: string, rotation: number): Promise<boolean> => {
-      await inner.update(id, rotation, { rotation: rotation + 2, rotatedAt: Date.now() })
+    value: async (id: string, expected: { rotation?: number }): Promise<boolean> => {
+      const rotation = expected.rotation ?? 0
+      await inner.update(id, { rotation }, { rotation: rotation + 2, rotatedAt: Date.now() })
       return false
     }
   })

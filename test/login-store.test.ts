@@ -447,3 +447,16 @@ t.test('options: loginStore must be a store, remember.rotationGrace seconds >= 0
   }
   t.equal(await register({ loginStore: new MemoryLoginStore(), remember: { rotationGrace: 0 } }), null)
 })
+
+t.test('concurrent requests of one login after the minute make one activity write, not one each', async (t) => {
+  const clock = useClock(t)
+  const { app, store } = await buildStoreApp()
+  t.teardown(() => app.close())
+  const jar = new CookieJar(app)
+  await jar.inject({ method: 'POST', url: '/login/1' })
+  clock.advance(61_000)
+  store.reset()
+  const answers = await Promise.all(Array.from({ length: 20 }, () => jar.inject('/')))
+  t.ok(answers.every((answer) => answer.json().user === 'Ann'))
+  t.equal(store.calls.update, 1)
+})

@@ -1,7 +1,7 @@
 // Helpers for the login-store tests: a store that counts and can fail, an
 // app with device routes, and a clock that can be moved forward.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { LoginRecord, LoginRecordChanges, LoginStore } from '../lib/index.js'
+import type { LoginRecord, LoginRecordChanges, LoginRecordExpected, LoginStore } from '../lib/index.js'
 import { MemoryLoginStore } from '../lib/index.js'
 import { buildApp, type BuildOptions, type TestApp } from './helpers.js'
 
@@ -48,9 +48,9 @@ export class ControlledStore implements LoginStore {
     return this.#result('get', () => this.inner.get(id))
   }
 
-  update (id: string, expectedRotation: number, changes: LoginRecordChanges): Promise<boolean> {
+  update (id: string, expected: LoginRecordExpected, changes: LoginRecordChanges): Promise<boolean> {
     this.#enter('update')
-    return this.#result('update', () => this.inner.update(id, expectedRotation, changes))
+    return this.#result('update', () => this.inner.update(id, expected, changes))
   }
 
   delete (id: string): Promise<LoginRecord | null> {

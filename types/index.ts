@@ -132,6 +132,13 @@ export interface LoginRecord {
   readonly versionTag: string
 }
 
+/**
+ * What `LoginStore.update` compares before it writes: the fields given must
+ * still have these values. fastify-login gives `rotation` when it rotates a
+ * remember validator, and `lastSeenAt` when it writes a login's activity.
+ */
+export type LoginRecordExpected = Partial<Pick<LoginRecord, 'rotation' | 'lastSeenAt'>>
+
 /** What `LoginStore.update` may change. */
 export type LoginRecordChanges = Partial<Pick<LoginRecord,
   'lastSeenAt' | 'expiresAt' | 'ip' | 'userAgent' | 'rotation' | 'rotatedAt' | 'validatorHash'>>
@@ -155,11 +162,11 @@ export interface LoginStore {
   get (id: string): Promise<LoginRecord | null>
   /**
    * Compare-and-set: applies `changes` only when the record exists, has not
-   * expired, and its `rotation` is `expectedRotation`; resolves whether it did.
-   * Never creates a record. Two concurrent calls with the same
-   * `expectedRotation` that both change `rotation` must not both succeed.
+   * expired, and every field of `expected` still has the value given there;
+   * resolves whether it did. Never creates a record. Of concurrent calls with
+   * the same `expected` that change those fields, at most one may succeed.
    */
-  update (id: string, expectedRotation: number, changes: LoginRecordChanges): Promise<boolean>
+  update (id: string, expected: LoginRecordExpected, changes: LoginRecordChanges): Promise<boolean>
   /** Deletes the record; resolves it as it was, or `null` when there was none. */
   delete (id: string): Promise<LoginRecord | null>
   /** The user's records that have not expired, in any order. */
