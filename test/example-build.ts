@@ -30,7 +30,7 @@ function modifiedAt (path: string): number | null {
 function staleSources (): string[] {
   const stale: string[] = []
   for (const { sources, output, only } of BUILDS) {
-    for (const name of only ?? readdirSync(join(ROOT, sources))) {
+    for (const name of only ?? readdirSync(join(ROOT, sources), { recursive: true, encoding: 'utf8' })) {
       if (!name.endsWith('.ts') || name.endsWith('.d.ts')) continue
       const source = join(sources, name)
       const built = modifiedAt(join(ROOT, output, name.replace(/\.ts$/, '.js')))
