@@ -1,5 +1,5 @@
 // One instance or two, over the same Redis (issue 5): the example
-// application (`node example/server.js` with REDIS_URL) as separate
+// application (`node dist/example/server.js` with REDIS_URL) as separate
 // processes, loaded by autocannon from this process with an authenticated
 // `GET /api/me` carrying a session cookie (a Redis read and a rolling write,
 // a SQLite user lookup and fastify-login's loading per request).
@@ -106,7 +106,7 @@ async function startRedis () {
 async function startInstance (name, env) {
   const port = await freePort()
   const childEnv = { ...process.env, ...env, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn' }
-  const child = spawn(process.execPath, [join(ROOT, 'example', 'server.js')], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [join(ROOT, 'dist', 'example', 'server.js')], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'inherit'] })
   children.push(child)
   const url = `http://127.0.0.1:${port}`
   let output = ''

@@ -1,5 +1,7 @@
 // Builds dist/esm (ES modules + declarations) and dist/cjs (CommonJS), and
-// the CommonJS entry whose export is the plugin itself, like every Fastify plugin.
+// the CommonJS entry whose export is the plugin itself, like every Fastify plugin;
+// then the example application (dist/example, not published), which imports
+// 'fastify-login' from dist/esm as a user's application would.
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
@@ -48,3 +50,5 @@ export = fastifyLogin
 for (const subpath of ['testing', 'redis']) {
   writeFileSync(new URL(`../dist/cjs/${subpath}.d.ts`, import.meta.url), `export * from '../esm/lib/${subpath}.js'\n`)
 }
+
+execFileSync(process.execPath, [tsc, '-p', 'example/tsconfig.json'], { cwd: root, stdio: 'inherit' })

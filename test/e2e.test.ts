@@ -1,5 +1,5 @@
 // The example application in a real browser: Debian's Chromium driven by
-// playwright-core, against `node example/server.js` started as a separate
+// playwright-core, against `node dist/example/server.js` started as a separate
 // process on a free port with a fresh data folder. The scenarios are those
 // of issue 4. Screenshots go to test/screenshots/ (ignored by git); with
 // UPDATE_DOCS_SCREENSHOTS=1 they are also copied to docs/ for the README.
@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
+import { EXAMPLE_SERVER } from './example-build.js'
 import { freePort } from './free-port.js'
 import { chromium, request as apiRequest, type Browser, type BrowserContext, type Page } from 'playwright-core'
 
@@ -25,8 +26,8 @@ async function startExample (t: Test): Promise<string> {
   const env: NodeJS.ProcessEnv = { ...process.env, HOST: '127.0.0.1', PORT: String(port), DATA_DIR: dataDir, LOG_LEVEL: 'warn' }
   delete env.SESSION_SECRET
   delete env.LOGIN_SECRET
-  delete env.NODE_OPTIONS // tap's TypeScript loader is not needed by the plain-JavaScript example
-  const child = spawn(process.execPath, [join(ROOT, 'example', 'server.js')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  delete env.NODE_OPTIONS // tap's TypeScript loader is not needed by the compiled example
+  const child = spawn(process.execPath, [EXAMPLE_SERVER], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(async () => {
     if (child.exitCode === null) {
       child.kill('SIGTERM')
@@ -83,8 +84,6 @@ async function cookieNames (context: BrowserContext): Promise<string[]> {
 
 if (!existsSync(CHROMIUM)) {
   t.plan(0, `Chromium is not installed at ${CHROMIUM}: run \`apt-get install -y chromium\` to run the browser tests`)
-} else if (!existsSync(join(ROOT, 'dist', 'esm', 'lib', 'index.js'))) {
-  t.fail('fastify-login is not built: run `npm run build` (npm test does it) before the browser tests')
 } else {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,

@@ -1,12 +1,14 @@
-// The example application (example/app.js), in process with app.inject and a
-// temporary data folder. The same scenarios run in a real browser in e2e.test.ts.
+// The example application (example/app.ts, built to dist/example/app.js), in
+// process with app.inject and a temporary data folder. The same scenarios run
+// in a real browser in e2e.test.ts.
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import t, { type Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { buildApp } from '../example/app.js'
+import './example-build.js' // first: it stops here if the build is missing or stale
+import { buildApp } from '../dist/example/app.js'
 import { CookieJar } from './helpers.js'
 
 const PASSWORD = 'demo-password'
@@ -344,8 +346,9 @@ interface SessionStore {
 type StoreClass = new (db: Database.Database, options?: { ttl?: number, cleanupInterval?: number }) => SessionStore
 
 async function openStore (t: Test, options: { ttl?: number, cleanupInterval?: number }): Promise<{ store: SessionStore, db: Database.Database }> {
-  // A computed specifier: the module is plain JavaScript, typed by StoreClass above.
-  const module = await import(String(new URL('../example/session-store.js', import.meta.url))) as { SqliteSessionStore: StoreClass }
+  // A computed specifier: the built module, typed by StoreClass above (looser
+  // than its own types, so that sessions without a cookie can be stored too).
+  const module = await import(String(new URL('../dist/example/session-store.js', import.meta.url))) as { SqliteSessionStore: StoreClass }
   const db = new Database(':memory:')
   db.exec('CREATE TABLE sessions (id TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at INTEGER NOT NULL)')
   const store = new module.SqliteSessionStore(db, options)

@@ -1,21 +1,21 @@
 // Several instances, one login (issue 5): the example application as
-// separate processes (`node example/server.js`) sharing one real Redis for
+// separate processes (`node dist/example/server.js`) sharing one real Redis for
 // sessions and one SQLite file for users, driven over HTTP with fetch.
 // Redis is started here on a free port, without persistence, in a temporary
 // folder; the tests skip when `redis-server` is not installed.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import t, { type Test } from 'tap'
+import { EXAMPLE_SERVER } from './example-build.js' // first: it stops here if the build is missing or stale
 import { freePort } from './free-port.js'
 import { Browser } from './fetch-browser.js'
 import { RedisServer, stopProcess, tempDir } from './redis-server.js'
-import { buildApp } from '../example/app.js'
+import { buildApp } from '../dist/example/app.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const PASSWORD = 'demo-password'
@@ -53,12 +53,12 @@ interface Instance {
   readonly output: { stdout: string, stderr: string }
 }
 
-/** `node example/server.js` as its own process; resolves once it listens. */
+/** `node dist/example/server.js` as its own process; resolves once it listens. */
 async function startInstance (t: Test, name: string, env: Record<string, string>): Promise<Instance> {
   const port = await freePort()
   const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn' }
-  delete childEnv.NODE_OPTIONS // tap's TypeScript loader is not needed by the plain-JavaScript example
-  const child = spawn(process.execPath, [join(ROOT, 'example', 'server.js')], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  delete childEnv.NODE_OPTIONS // tap's TypeScript loader is not needed by the compiled example
+  const child = spawn(process.execPath, [EXAMPLE_SERVER], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => stopProcess(child))
   const base = `http://127.0.0.1:${port}`
   const output = { stdout: '', stderr: '' }
@@ -137,8 +137,6 @@ async function apiMe (browser: Browser, instance: Instance): Promise<{ status: n
 
 if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) {
   t.plan(0, 'redis-server is not installed: run `apt-get install -y redis-server` to run the several-instances tests')
-} else if (!existsSync(join(ROOT, 'dist', 'esm', 'lib', 'index.js'))) {
-  t.fail('fastify-login is not built: run `npm run build` (npm test does it) before the several-instances tests')
 } else {
   const redis = new RedisServer(await freePort(), tempDir(t, 'redis'))
   await redis.start()

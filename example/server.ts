@@ -1,6 +1,7 @@
 // Starts the example: `npm start` at the repository root (it builds
-// fastify-login first), or `node example/server.js` once it is built.
-// Configuration: see config.js (HOST, PORT, DATA_DIR, ...).
+// fastify-login and the example first), or `node dist/example/server.js` once
+// it is built.
+// Configuration: see config.ts (HOST, PORT, DATA_DIR, ...).
 import { buildApp } from './app.js'
 import { configFromEnv } from './config.js'
 import { DEMO_USER, INACTIVE_USER } from './db.js'

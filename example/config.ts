@@ -4,7 +4,25 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+
+/** The two secrets: one signs the session cookie, the other the remember-me cookie. */
+export interface Secrets {
+  sessionSecret: string
+  loginSecret: string
+}
+
+/** What `configFromEnv` reads. */
+export interface Config {
+  host: string
+  port: number
+  dataDir: string
+  sessionSecret: string | undefined
+  loginSecret: string | undefined
+  redisUrl: string | undefined
+  sessionProtection: 'basic' | 'strong'
+  trustProxy: boolean
+  logLevel: string
+}
 
 /**
  * | variable             | default         |                                                             |
@@ -19,9 +37,10 @@ import { fileURLToPath } from 'node:url'
  * | `TRUST_PROXY`        | `false`         | `true` behind a reverse proxy (client address, https)       |
  * | `LOG_LEVEL`          | `info`          | pino level                                                  |
  *
- * @param {NodeJS.ProcessEnv} env
+ * A relative `DATA_DIR` is relative to the working directory (the
+ * repository's root under `npm start`).
  */
-export function configFromEnv (env) {
+export function configFromEnv (env: NodeJS.ProcessEnv): Config {
   const port = Number(env.PORT || 3000)
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, not ${env.PORT}`)
   const sessionProtection = env.SESSION_PROTECTION || 'basic'
@@ -31,31 +50,35 @@ export function configFromEnv (env) {
   return {
     host: env.HOST || '127.0.0.1',
     port,
-    dataDir: resolve(env.DATA_DIR || fileURLToPath(new URL('data/', import.meta.url))),
+    // Not next to this module: it runs compiled from dist/, which every build deletes.
+    dataDir: resolve(env.DATA_DIR || join('example', 'data')),
     sessionSecret: env.SESSION_SECRET || undefined,
     loginSecret: env.LOGIN_SECRET || undefined,
     redisUrl: env.REDIS_URL || undefined,
-    sessionProtection: /** @type {'basic' | 'strong'} */ (sessionProtection),
+    sessionProtection,
     trustProxy: env.TRUST_PROXY === 'true',
     logLevel: env.LOG_LEVEL || 'info'
   }
 }
 
+function isSecrets (value: unknown): value is Secrets {
+  return typeof value === 'object' && value !== null &&
+    'sessionSecret' in value && typeof value.sessionSecret === 'string' &&
+    'loginSecret' in value && typeof value.loginSecret === 'string'
+}
+
 /**
  * The two secrets: the given ones, or those stored in `<dataDir>/secrets.json`,
  * created on first use (readable by this user only).
- * @param {string} dataDir
- * @param {{ sessionSecret?: string, loginSecret?: string }} given
- * @returns {{ sessionSecret: string, loginSecret: string }}
  */
-export function loadSecrets (dataDir, given) {
+export function loadSecrets (dataDir: string, given: Partial<Secrets>): Secrets {
   if (given.sessionSecret !== undefined && given.loginSecret !== undefined) {
     return { sessionSecret: given.sessionSecret, loginSecret: given.loginSecret }
   }
   mkdirSync(dataDir, { recursive: true })
   const file = join(dataDir, 'secrets.json')
   if (!existsSync(file)) {
-    const generated = {
+    const generated: Secrets = {
       sessionSecret: randomBytes(32).toString('base64url'),
       loginSecret: randomBytes(32).toString('base64url')
     }
@@ -63,10 +86,11 @@ export function loadSecrets (dataDir, given) {
       writeFileSync(file, JSON.stringify(generated, null, 2) + '\n', { mode: 0o600, flag: 'wx' })
     } catch (error) {
       // Another instance started at the same time wrote it first: use theirs.
-      if (/** @type {NodeJS.ErrnoException} */ (error).code !== 'EEXIST') throw error
+      if (!(error instanceof Error && 'code' in error && error.code === 'EEXIST')) throw error
     }
   }
-  const stored = JSON.parse(readFileSync(file, 'utf8'))
+  const stored: unknown = JSON.parse(readFileSync(file, 'utf8'))
+  if (!isSecrets(stored)) throw new Error(`${file} must hold a sessionSecret and a loginSecret (strings); delete it to generate new ones`)
   return {
     sessionSecret: given.sessionSecret ?? stored.sessionSecret,
     loginSecret: given.loginSecret ?? stored.loginSecret

@@ -1,16 +1,20 @@
 // The example application: every fastify-login feature, used the way a
 // careful team would. `buildApp(options)` returns the Fastify instance
-// (server.js starts it; the tests call it with a temporary data folder).
+// (server.ts starts it; the tests call it with a temporary data folder).
 import { mkdirSync } from 'node:fs'
-import Fastify from 'fastify'
+import Fastify, {
+  type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions, type RouteGenericInterface
+} from 'fastify'
 import fastifyCookie from '@fastify/cookie'
-import fastifyCsrfProtection from '@fastify/csrf-protection'
-import fastifyFlash from '@fastify/flash'
-import fastifyFormbody from '@fastify/formbody'
+// Before @fastify/flash, whose types bring @fastify/secure-session's: the
+// first `request.session` type TypeScript meets is the one it keeps.
 import fastifySession from '@fastify/session'
-import fastifyLogin from 'fastify-login'
+import fastifyFlash from '@fastify/flash'
+import fastifyCsrfProtection from '@fastify/csrf-protection'
+import fastifyFormbody from '@fastify/formbody'
+import fastifyLogin, { FST_LOGIN_UNAUTHORIZED } from 'fastify-login'
 import { loadSecrets } from './config.js'
-import { openDatabase } from './db.js'
+import { openDatabase, type User } from './db.js'
 import { hashPassword, passwordMatches } from './passwords.js'
 import { openRedisSessionStore, SESSION_STORE_UNAVAILABLE } from './redis-store.js'
 import { SqliteSessionStore } from './session-store.js'
@@ -19,38 +23,67 @@ import * as views from './views.js'
 const MIN_PASSWORD_LENGTH = 8
 const MAX_PASSWORD_LENGTH = 200
 
-/**
- * @typedef {import('fastify').FastifyRequest} Request
- * @typedef {import('fastify').FastifyReply} Reply
- * @typedef {import('./db.js').User} User
- *
- * @typedef {object} AppOptions
- * @property {string} dataDir folder of the SQLite file and the generated secrets
- * @property {string} [sessionSecret] default: generated and kept in dataDir
- * @property {string} [loginSecret] default: generated and kept in dataDir
- * @property {string} [redisUrl] keep sessions in this Redis (several instances); default: in the SQLite file
- * @property {'basic' | 'strong'} [sessionProtection] default 'basic'
- * @property {boolean} [trustProxy] behind a reverse proxy (default false)
- * @property {boolean | object} [logger] Fastify's logger option (default false)
- */
+export interface AppOptions {
+  /** Folder of the SQLite file and the generated secrets. */
+  dataDir: string
+  /** Default: generated and kept in `dataDir`. */
+  sessionSecret?: string
+  /** Default: generated and kept in `dataDir`. */
+  loginSecret?: string
+  /** Keep sessions in this Redis (several instances). Default: in the SQLite file. */
+  redisUrl?: string
+  /** fastify-login's `sessionProtection`. Default 'basic'. */
+  sessionProtection?: 'basic' | 'strong'
+  /** Behind a reverse proxy. Default false. */
+  trustProxy?: boolean
+  /** Fastify's logger option. Default false. */
+  logger?: FastifyServerOptions['logger']
+}
+
+// What this app keeps in the session next to fastify-login's keys: the
+// messages of @fastify/flash and the secret of @fastify/csrf-protection
+// (neither plugin types them for @fastify/session).
+declare module 'fastify' {
+  interface Session {
+    flash?: Record<string, string[]>
+    _csrf?: string
+  }
+}
 
 /** A form field as a string: '' when it is missing or was sent twice. */
-function field (/** @type {Request} */ request, /** @type {string} */ name) {
-  const value = /** @type {Record<string, unknown> | undefined} */ (request.body)?.[name]
+function field (request: FastifyRequest, name: string): string {
+  const value = isRecord(request.body) ? request.body[name] : undefined
   return typeof value === 'string' ? value : ''
 }
 
-/** Inactive users cannot log in, and their existing sessions and API keys stop working. */
-const activeOnly = (/** @type {User | null} */ user) => user?.isActive ? user : null
+/** Any object can be read by key; the reader checks what it gets. */
+function isRecord (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null
+}
 
-/** @param {AppOptions} options */
-export async function buildApp (options) {
+/**
+ * The `code` and HTTP status of what a request failed with: Fastify's errors
+ * and its plugins' carry both; anything else is a 500.
+ */
+function codeAndStatusOf (error: unknown): { code: string, status: number } {
+  const code = isRecord(error) && typeof error.code === 'string' ? error.code : ''
+  const statusCode = isRecord(error) && typeof error.statusCode === 'number' ? error.statusCode : 500
+  return { code, status: statusCode >= 400 ? statusCode : 500 }
+}
+
+/** Inactive users cannot log in, and their existing sessions and API keys stop working. */
+const activeOnly = (user: User | null): User | null => user?.isActive ? user : null
+
+/** The JSON API is under /api/: API keys open it (never the pages), and its clients never get the login page. */
+const isApiRequest = (request: FastifyRequest): boolean => request.url.startsWith('/api/')
+
+export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   mkdirSync(options.dataDir, { recursive: true })
   const secrets = loadSecrets(options.dataDir, options)
   const db = await openDatabase(options.dataDir)
 
   const app = Fastify({ logger: options.logger ?? false, trustProxy: options.trustProxy ?? false })
-  // Sessions: in Redis when several instances share them (see redis-store.js),
+  // Sessions: in Redis when several instances share them (see redis-store.ts),
   // else in the SQLite file. Users stay in SQLite either way.
   const sessionStore = options.redisUrl
     ? await openRedisSessionStore(options.redisUrl, app.log)
@@ -91,11 +124,13 @@ export async function buildApp (options) {
     // (pages need a password login). Runs before the body is parsed.
     requestLoader: (request) => {
       const header = request.headers.authorization
-      if (!request.url.startsWith('/api/') || !header?.startsWith('Bearer ')) return null
+      if (!isApiRequest(request) || !header?.startsWith('Bearer ')) return null
       return activeOnly(db.findUserByApiKey(header.slice('Bearer '.length)))
     },
-    loginView: '/login', // where requireLogin sends anonymous visitors (with ?next=)
-    refreshView: '/reauthenticate', // where requireFreshLogin sends logins that are not fresh
+    // Where `config.login` sends anonymous visitors of a page (with ?next=).
+    // API requests get no page: their 401 is answered by the API's error handler.
+    loginView: (request) => isApiRequest(request) ? undefined : '/login',
+    refreshView: '/reauthenticate', // where `config.login: 'fresh'` sends logins that are not fresh
     freshMaxAge: 15 * 60, // a typed password stays "fresh" for 15 minutes
     // 'basic', the default: a session presented by another client (other
     // address or User-Agent) stays logged in but is no longer fresh.
@@ -103,13 +138,13 @@ export async function buildApp (options) {
     sessionProtection: options.sessionProtection ?? 'basic',
     // Changes when the password changes: every session and remember-me
     // cookie made before then stops working.
-    sessionVersion: (user) => String(/** @type {User} */ (user).sessionVersion),
+    sessionVersion: (user) => String(user.sessionVersion),
     remember: { duration: 30 * 24 * 60 * 60 } // "remember me" lasts 30 days
   })
 
   // Lifecycle events: keep "last login" up to date, and log what matters.
   // (User ids and cookie values stay out of the logs.)
-  app.loginManager.on('userLoggedIn', ({ user }) => db.recordLogin(/** @type {User} */ (user).id))
+  app.loginManager.on('userLoggedIn', ({ user }) => db.recordLogin(user.id))
   app.loginManager.on('sessionProtected', ({ request }) => {
     request.log.warn('session used by a different client: the login is no longer fresh')
   })
@@ -126,28 +161,19 @@ export async function buildApp (options) {
   /**
    * The flashed messages, removed from the session. Reads without writing
    * when there are none, so that pages seen by anonymous visitors create no session.
-   * @param {Request} request
-   * @param {Reply} reply
-   * @returns {views.Flash[]}
    */
-  function takeFlashes (request, reply) {
+  function takeFlashes (request: FastifyRequest, reply: FastifyReply): views.Flash[] {
+    // An error page may have no session (it failed to load).
     if (typeof request.session?.get !== 'function') return []
     const pending = request.session.get('flash')
     if (pending === undefined || Object.keys(pending).length === 0) return []
-    const messages = /** @type {Record<string, string[]>} */ (reply.flash())
-    return Object.entries(messages).flatMap(([category, texts]) => texts.map((text) => ({ category, text })))
+    reply.flash() // removes them from the session
+    return Object.entries(pending).flatMap(([category, texts]) => texts.map((text) => ({ category, text })))
   }
 
-  /**
-   * Sends `content` in the page layout.
-   * @param {Request} request
-   * @param {Reply} reply
-   * @param {string} title
-   * @param {ReturnType<typeof views.html>} content
-   * @param {number} [status]
-   */
-  function sendPage (request, reply, title, content, status = 200) {
-    const user = request.isAuthenticated() ? /** @type {User} */ (request.user) : null
+  /** Sends `content` in the page layout. */
+  function sendPage (request: FastifyRequest, reply: FastifyReply, title: string, content: views.SafeHtml, status = 200): FastifyReply {
+    const user = request.isAuthenticated() ? request.user : null
     // The layout's logout button is a form, and forms carry a CSRF token.
     const csrfToken = user === null ? '' : reply.generateCsrf()
     const page = views.layout({ user, csrfToken, flashes: takeFlashes(request, reply) }, title, content)
@@ -160,27 +186,26 @@ export async function buildApp (options) {
   })
 
   app.setErrorHandler(async (error, request, reply) => {
-    if (error.code === SESSION_STORE_UNAVAILABLE) return sendStoreUnavailable(request, reply)
-    const status = (error.statusCode ?? 500) >= 400 ? (error.statusCode ?? 500) : 500
+    const { code, status } = codeAndStatusOf(error)
+    if (code === SESSION_STORE_UNAVAILABLE) return sendStoreUnavailable(request, reply)
     if (status >= 500) request.log.error(error)
-    const message = error.code?.startsWith('FST_CSRF_')
+    const message = code.startsWith('FST_CSRF_')
       ? 'This form has expired. Go back, reload the page and try again.'
-      : status >= 500 ? 'Something went wrong.' : error.message
+      : status >= 500 || !(error instanceof Error) ? 'Something went wrong.' : error.message
     if (!(request.headers.accept ?? '').includes('text/html')) return reply.code(status).send({ error: message })
     return sendPage(request, reply, 'Error', views.errorPage(message), status)
   })
 
   /**
-   * Redis is down (redis-store.js logs that once): a 503 that uses nothing
+   * Redis is down (redis-store.ts logs that once): a 503 that uses nothing
    * of the session, so it shows no user, no flash message and no form.
-   * @param {Request} request
-   * @param {Reply} reply
    */
-  function sendStoreUnavailable (request, reply) {
+  function sendStoreUnavailable (request: FastifyRequest, reply: FastifyReply): FastifyReply {
     const message = 'Logins are unavailable for a moment. Try again in a few seconds.'
     // Nothing to save: without this, @fastify/session would try to write the
-    // session to Redis again when this reply is sent (and fail).
-    request.session = null
+    // session to Redis again when this reply is sent (and fail). A null
+    // session is its "no session" value, which its types leave out.
+    Reflect.set(request, 'session', null)
     reply.code(503).header('retry-after', '5').header('cache-control', 'no-store')
     if (!(request.headers.accept ?? '').includes('text/html')) return reply.send({ error: message })
     const page = views.layout({ user: null, csrfToken: '', flashes: [] }, 'Error', views.errorPage(message))
@@ -193,8 +218,9 @@ export async function buildApp (options) {
   })
   app.get('/health', { config: { login: false } }, async () => ({ ok: true }))
 
+  // A page for everybody that greets the user when there is one.
   app.get('/', async (request, reply) => {
-    const user = request.isAuthenticated() ? /** @type {User} */ (request.user) : null
+    const user = request.isAuthenticated() ? request.user : null
     return sendPage(request, reply, 'Home', views.homePage(user))
   })
 
@@ -207,13 +233,12 @@ export async function buildApp (options) {
   app.post('/login', { preHandler: app.csrfProtection }, async (request, reply) => {
     const username = field(request, 'username')
     const { user, passwordHash } = db.findLogin(username)
-    /** @param {string} message */
-    const fail = (message) => {
+    const fail = (message: string): FastifyReply => {
       request.flash('error', message)
       const form = { csrfToken: reply.generateCsrf(), next: request.safeNextUrl('/'), username }
       return sendPage(request, reply, 'Log in', views.loginPage(form), 401)
     }
-    // passwordMatches does the same work for unknown usernames (see passwords.js).
+    // passwordMatches does the same work for unknown usernames (see passwords.ts).
     if (!await passwordMatches(passwordHash, field(request, 'password')) || user === null) {
       return fail('Wrong username or password.')
     }
@@ -234,34 +259,35 @@ export async function buildApp (options) {
     return reply.redirect('/', 303)
   })
 
-  app.get('/profile', { preHandler: app.requireLogin }, async (request, reply) => {
-    const state = { user: /** @type {User} */ (request.user), fresh: request.loginFresh, remembered: request.loginRemembered }
+  // Only for logged-in users: `config.login: 'required'` sends anybody else to
+  // the loginView, and makes `request.user` a `User` in the handler.
+  app.get('/profile', { config: { login: 'required' } }, async (request, reply) => {
+    const state = { user: request.user, fresh: request.loginFresh, remembered: request.loginRemembered }
     return sendPage(request, reply, 'Profile', views.profilePage(state))
   })
 
-  /**
-   * @param {Request} request
-   * @param {Reply} reply
-   * @param {string} [newApiKey] shown once, right after it was created
-   */
-  function sendSettings (request, reply, newApiKey) {
-    const user = /** @type {User} */ (request.user)
+  /** `newApiKey`: shown once, right after it was created. */
+  function sendSettings (request: FastifyRequest, reply: FastifyReply, user: User, newApiKey?: string): FastifyReply {
     const state = { user, csrfToken: reply.generateCsrf(), apiKeys: db.apiKeysOf(user.id), newApiKey }
     return sendPage(request, reply, 'Settings', views.settingsPage(state))
   }
 
   // Settings need a fresh login: after "remember me" restored the login,
-  // requireFreshLogin sends the user to /reauthenticate first.
-  app.get('/settings', { preHandler: app.requireFreshLogin }, async (request, reply) => sendSettings(request, reply))
+  // `config.login: 'fresh'` sends the user to the refreshView first.
+  app.get('/settings', { config: { login: 'fresh' } }, async (request, reply) => sendSettings(request, reply, request.user))
 
-  app.post('/settings', { preHandler: [app.requireFreshLogin, app.csrfProtection] }, async (request, reply) => {
-    const user = /** @type {User} */ (request.user)
+  // app.csrfProtection is typed for any route, and TypeScript infers a route's
+  // config from all of its options: next to it, the route's config goes in its
+  // type arguments too, else `request.user` widens to the user or the anonymous
+  // user. (The compiler checks that `config` says the same.)
+  app.post<RouteGenericInterface, { login: 'fresh' }>('/settings', { config: { login: 'fresh' }, preHandler: app.csrfProtection }, async (request, reply) => {
+    const user = request.user
     switch (field(request, 'action')) {
       case 'change-password':
         await changePassword(request, user)
         return reply.redirect('/settings', 303)
       case 'create-api-key':
-        return sendSettings(request, reply, db.createApiKey(user.id))
+        return sendSettings(request, reply, user, db.createApiKey(user.id))
       case 'revoke-api-key':
         db.deleteApiKey(user.id, Number(field(request, 'keyId')))
         request.flash('success', 'The API key was revoked.')
@@ -271,11 +297,7 @@ export async function buildApp (options) {
     }
   })
 
-  /**
-   * @param {Request} request
-   * @param {User} user
-   */
-  async function changePassword (request, user) {
+  async function changePassword (request: FastifyRequest, user: User): Promise<void> {
     const newPassword = field(request, 'newPassword')
     const { passwordHash } = db.findLogin(user.username)
     if (!await passwordMatches(passwordHash, field(request, 'currentPassword'))) {
@@ -291,19 +313,22 @@ export async function buildApp (options) {
     db.changePassword(user.id, await hashPassword(newPassword))
     // ...so log in again with the updated user to keep this session (and its
     // remember-me cookie, if it had one) under the new version.
-    const updated = /** @type {User} */ (db.findUserById(user.id))
+    // (The user is gone only if the account was deleted meanwhile: then it stays logged out.)
+    const updated = db.findUserById(user.id)
+    if (updated === null) return
     await request.loginUser(updated, { remember: request.loginRemembered })
     request.flash('success', 'Your password was changed. Every other session was logged out.')
   }
 
   // The refreshView: type the password again, then confirmLogin makes the login fresh.
-  app.get('/reauthenticate', { preHandler: app.requireLogin }, async (request, reply) => {
-    const state = { user: /** @type {User} */ (request.user), csrfToken: reply.generateCsrf(), next: request.safeNextUrl('/') }
+  app.get('/reauthenticate', { config: { login: 'required' } }, async (request, reply) => {
+    const state = { user: request.user, csrfToken: reply.generateCsrf(), next: request.safeNextUrl('/') }
     return sendPage(request, reply, 'Confirm your password', views.reauthenticatePage(state))
   })
 
-  app.post('/reauthenticate', { preHandler: [app.requireLogin, app.csrfProtection] }, async (request, reply) => {
-    const user = /** @type {User} */ (request.user)
+  // (The type arguments: see POST /settings.)
+  app.post<RouteGenericInterface, { login: 'required' }>('/reauthenticate', { config: { login: 'required' }, preHandler: app.csrfProtection }, async (request, reply) => {
+    const user = request.user
     const { passwordHash } = db.findLogin(user.username)
     if (!await passwordMatches(passwordHash, field(request, 'password'))) {
       request.flash('error', 'Wrong password.')
@@ -314,19 +339,23 @@ export async function buildApp (options) {
     return reply.redirect(request.safeNextUrl('/'), 303)
   })
 
-  // The JSON API. Its clients get a 401 with a JSON body, never the login page.
+  // The JSON API, guarded like the pages. Its clients get a 401 with a JSON
+  // body, never the login page (the loginView gives API requests none).
   await app.register(async function api (api) {
-    api.addHook('preHandler', async (request, reply) => {
+    api.addHook('onRequest', async (_request, reply) => {
       reply.header('cache-control', 'private, no-store')
-      if (request.isAuthenticated()) return
-      await reply.code(401).header('www-authenticate', 'Bearer').send({
+    })
+    // The guard's FST_LOGIN_UNAUTHORIZED in this API's words; any other error
+    // goes on to the app's error handler.
+    api.setErrorHandler(async (error, _request, reply) => {
+      if (!(error instanceof FST_LOGIN_UNAUTHORIZED)) throw error
+      return reply.code(401).header('www-authenticate', 'Bearer').send({
         error: 'Unauthorized', message: 'Send an API key: Authorization: Bearer <key>'
       })
-      return reply
     })
-    api.get('/me', async (request) => {
-      const user = /** @type {User} */ (request.user)
-      return { id: user.id, username: user.username, displayName: user.displayName }
+    api.get('/me', { config: { login: 'required' } }, async (request) => {
+      const { id, username, displayName } = request.user
+      return { id, username, displayName }
     })
   }, { prefix: '/api' })
 

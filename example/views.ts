@@ -2,59 +2,53 @@
 // every value put into it, so user-controlled text (a display name, a `next`
 // URL, a flashed message) can never become markup. Only the result of
 // another `html` template is inserted as is.
+import type { ApiKeyRow, User } from './db.js'
 
 /** Markup that is already safe (built by `html`). */
-class SafeHtml {
-  /** @param {string} text */
-  constructor (text) { this.text = text }
-  toString () { return this.text }
+export class SafeHtml {
+  readonly text: string
+  constructor (text: string) { this.text = text }
+  toString (): string { return this.text }
 }
 
-/** @type {Record<string, string>} */
-const ESCAPES = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
 
-/** @param {unknown} value */
-export function escapeHtml (value) {
+export function escapeHtml (value: unknown): string {
   return String(value).replace(/[&<>"']/g, (character) => ESCAPES[character] ?? character)
 }
 
-/** @param {unknown} value @returns {string} */
-function render (value) {
+function render (value: unknown): string {
   if (value instanceof SafeHtml) return value.text
   if (Array.isArray(value)) return value.map(render).join('')
   if (value === null || value === undefined || value === false) return ''
   return escapeHtml(value)
 }
 
-/**
- * @param {TemplateStringsArray} strings
- * @param {...unknown} values
- */
-export function html (strings, ...values) {
+export function html (strings: TemplateStringsArray, ...values: unknown[]): SafeHtml {
   let text = strings[0] ?? ''
   values.forEach((value, index) => { text += render(value) + (strings[index + 1] ?? '') })
   return new SafeHtml(text)
 }
 
-/** @param {string} token */
-const csrfField = (token) => html`<input type="hidden" name="_csrf" value="${token}">`
+const csrfField = (token: string): SafeHtml => html`<input type="hidden" name="_csrf" value="${token}">`
 
-/** @param {number | Date | null} time */
-const formatTime = (time) => time === null ? 'never' : new Date(time).toISOString().replace('T', ' ').slice(0, 16) + ' UTC'
+const formatTime = (time: number | Date | null): string => time === null ? 'never' : new Date(time).toISOString().replace('T', ' ').slice(0, 16) + ' UTC'
 
-/**
- * @typedef {import('./db.js').User} User
- * @typedef {{ category: string, text: string }} Flash
- * @typedef {{ user: User | null, csrfToken: string, flashes: Flash[] }} PageContext
- */
+/** A flashed message. */
+export interface Flash {
+  category: string
+  text: string
+}
 
-/**
- * The frame around every page: navigation, flashed messages, content.
- * @param {PageContext} context
- * @param {string} title
- * @param {SafeHtml} content
- */
-export function layout ({ user, csrfToken, flashes }, title, content) {
+/** What the layout shows besides the page: the user (if any), the logout form's token, the flashed messages. */
+export interface PageContext {
+  user: User | null
+  csrfToken: string
+  flashes: Flash[]
+}
+
+/** The frame around every page: navigation, flashed messages, content. */
+export function layout ({ user, csrfToken, flashes }: PageContext, title: string, content: SafeHtml): string {
   const account = user === null
     ? html`<a href="/login">Log in</a>`
     : html`<span>${user.displayName}</span>
@@ -82,8 +76,7 @@ export function layout ({ user, csrfToken, flashes }, title, content) {
 `.text
 }
 
-/** @param {User | null} user */
-export function homePage (user) {
+export function homePage (user: User | null): SafeHtml {
   if (user === null) {
     return html`<p>Nobody is logged in. <a href="/login">Log in</a> as the demo user to see the
       <a href="/profile">profile</a> and <a href="/settings">settings</a> pages.</p>`
@@ -91,10 +84,7 @@ export function homePage (user) {
   return html`<p>Hello, ${user.displayName}! Go to your <a href="/profile">profile</a>.</p>`
 }
 
-/**
- * @param {{ csrfToken: string, next: string, username?: string }} form
- */
-export function loginPage ({ csrfToken, next, username = '' }) {
+export function loginPage ({ csrfToken, next, username = '' }: { csrfToken: string, next: string, username?: string }): SafeHtml {
   return html`<form method="post" action="/login" class="card">
     ${csrfField(csrfToken)}
     <input type="hidden" name="next" value="${next}">
@@ -105,10 +95,7 @@ export function loginPage ({ csrfToken, next, username = '' }) {
   </form>`
 }
 
-/**
- * @param {{ user: User, fresh: boolean, remembered: boolean }} state
- */
-export function profilePage ({ user, fresh, remembered }) {
+export function profilePage ({ user, fresh, remembered }: { user: User, fresh: boolean, remembered: boolean }): SafeHtml {
   return html`<dl class="card">
     <dt>Username</dt><dd>${user.username}</dd>
     <dt>Name</dt><dd>${user.displayName}</dd>
@@ -118,10 +105,8 @@ export function profilePage ({ user, fresh, remembered }) {
   </dl>`
 }
 
-/**
- * @param {{ user: User, csrfToken: string, apiKeys: Array<{ id: number, hint: string, created_at: number }>, newApiKey?: string }} state
- */
-export function settingsPage ({ user, csrfToken, apiKeys, newApiKey }) {
+/** `newApiKey`: shown once, right after it was created. */
+export function settingsPage ({ user, csrfToken, apiKeys, newApiKey }: { user: User, csrfToken: string, apiKeys: ApiKeyRow[], newApiKey?: string }): SafeHtml {
   const keys = apiKeys.map((key) => html`<li><code>${key.hint}…</code> created ${formatTime(key.created_at)}
       <form method="post" action="/settings" class="inline">${csrfField(csrfToken)}
         <input type="hidden" name="action" value="revoke-api-key"><input type="hidden" name="keyId" value="${key.id}">
@@ -149,10 +134,7 @@ export function settingsPage ({ user, csrfToken, apiKeys, newApiKey }) {
   </section>`
 }
 
-/**
- * @param {{ user: User, csrfToken: string, next: string }} state
- */
-export function reauthenticatePage ({ user, csrfToken, next }) {
+export function reauthenticatePage ({ user, csrfToken, next }: { user: User, csrfToken: string, next: string }): SafeHtml {
   return html`<form method="post" action="/reauthenticate" class="card">
     <p>To protect your account, please enter your password again.</p>
     ${csrfField(csrfToken)}
@@ -163,8 +145,7 @@ export function reauthenticatePage ({ user, csrfToken, next }) {
   </form>`
 }
 
-/** @param {string} message */
-export function errorPage (message) {
+export function errorPage (message: string): SafeHtml {
   return html`<p>${message}</p><p><a href="/">Back to the home page</a></p>`
 }
 

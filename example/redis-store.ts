@@ -1,13 +1,15 @@
 // Sessions in Redis, for several instances of the app behind a load balancer:
-// connect-redis's RedisStore over a node-redis client. app.js uses it when
-// REDIS_URL is set (the SQLite store of session-store.js otherwise).
+// connect-redis's RedisStore over a node-redis client. app.ts uses it when
+// REDIS_URL is set (the SQLite store of session-store.ts otherwise).
 //
 // What happens when Redis is gone: the client gives up on commands at once
 // (`disableOfflineQueue`) instead of holding requests until Redis is back,
 // reconnects in the background, and reports the outage once in the log. A
 // request that needs its session fails with a 503 (SessionStoreUnavailable),
 // never as an anonymous visitor or as somebody else. Anonymous pages, and
-// routes with `config.login: false` (see app.js), are served as usual.
+// routes with `config.login: false` (see app.ts), are served as usual.
+import type { FastifyBaseLogger, Session } from 'fastify'
+import type { SessionStore } from '@fastify/session'
 import { RedisStore } from 'connect-redis'
 import { createClient } from 'redis'
 
@@ -19,12 +21,12 @@ export const SESSION_STORE_UNAVAILABLE = 'SESSION_STORE_UNAVAILABLE'
 
 /** The error given to @fastify/session when Redis fails: a 503 for the error handler. */
 export class SessionStoreUnavailable extends Error {
-  /** @param {unknown} cause */
-  constructor (cause) {
+  readonly code = SESSION_STORE_UNAVAILABLE
+  readonly statusCode = 503
+
+  constructor (cause: unknown) {
     super('the session store (Redis) is unavailable', { cause })
     this.name = 'SessionStoreUnavailable'
-    this.code = SESSION_STORE_UNAVAILABLE
-    this.statusCode = 503
   }
 }
 
@@ -34,56 +36,45 @@ export class SessionStoreUnavailable extends Error {
  * try/catch (connect-redis calls them inside it, so an exception thrown
  * further down the request would reach the callback a second time).
  */
-class ExampleRedisStore extends RedisStore {
+export class ExampleRedisStore implements SessionStore {
+  readonly #store: RedisStore
+
+  constructor (store: RedisStore) {
+    this.#store = store
+  }
+
   /** Closes the connection (after the pending commands), and stops reconnecting while Redis is down. */
-  async close () {
-    await this.client.close()
+  async close (): Promise<void> {
+    await this.#store.client.close()
   }
 
-  /**
-   * @param {string} sessionId
-   * @param {(error: Error | null, session?: object | null) => void} callback
-   */
-  get (sessionId, callback) {
-    settle(super.get(sessionId), callback)
+  get (sessionId: string, callback: (error: Error | null, session?: Session | null) => void): void {
+    settle(this.#store.get(sessionId), callback)
   }
 
-  /**
-   * @param {string} sessionId
-   * @param {object} session
-   * @param {(error?: Error | null) => void} callback
-   */
-  set (sessionId, session, callback) {
-    settle(super.set(sessionId, /** @type {any} */ (session)), callback)
+  set (sessionId: string, session: Session, callback: (error?: Error | null) => void): void {
+    settle(this.#store.set(sessionId, session), callback)
   }
 
-  /**
-   * @param {string} sessionId
-   * @param {(error?: Error | null) => void} callback
-   */
-  destroy (sessionId, callback) {
-    settle(super.destroy(sessionId), callback)
+  destroy (sessionId: string, callback: (error?: Error | null) => void): void {
+    settle(this.#store.destroy(sessionId), callback)
   }
 }
 
-/**
- * @param {Promise<unknown>} work connect-redis without a callback: it rejects on failure
- * @param {(error: Error | null, value?: any) => void} callback
- */
-function settle (work, callback) {
+/** `work`: connect-redis without a callback, which rejects on failure. */
+function settle<T> (work: Promise<T>, callback: (error: Error | null, value?: T | null) => void): void {
   work.then(
     (value) => { callback(null, value ?? null) },
-    (error) => { callback(new SessionStoreUnavailable(error)) }
+    (error: unknown) => { callback(new SessionStoreUnavailable(error)) }
   )
 }
 
 /**
  * Connects to Redis (waiting until it answers) and returns the session store;
  * its `close()` (for the app's onClose hook) closes the connection.
- * @param {string} url `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS
- * @param {import('fastify').FastifyBaseLogger} log
+ * `url`: `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS.
  */
-export async function openRedisSessionStore (url, log) {
+export async function openRedisSessionStore (url: string, log: FastifyBaseLogger): Promise<ExampleRedisStore> {
   const client = createClient({
     url,
     // Fail a command at once while disconnected, rather than queueing it
@@ -111,6 +102,6 @@ export async function openRedisSessionStore (url, log) {
 
   await client.connect()
   // Without a cookie expiry (the example's session cookies have none),
-  // a session lives one day after its last request, as in session-store.js.
-  return new ExampleRedisStore({ client, prefix: KEY_PREFIX, ttl: 24 * 60 * 60 })
+  // a session lives one day after its last request, as in session-store.ts.
+  return new ExampleRedisStore(new RedisStore({ client, prefix: KEY_PREFIX, ttl: 24 * 60 * 60 }))
 }

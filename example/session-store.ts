@@ -5,26 +5,27 @@
 //
 // @fastify/session calls three methods, each with a Node-style callback:
 // set(id, session, cb), get(id, cb) and destroy(id, cb).
+import type { Database, Statement } from 'better-sqlite3'
+import type { Session } from 'fastify'
+import type { SessionStore } from '@fastify/session'
 
-/**
- * @typedef {object} StoreOptions
- * @property {number} [ttl] milliseconds a session lives after its last save (default 1 day)
- * @property {number} [cleanupInterval] milliseconds between deletions of expired rows (default 10 minutes)
- */
+export interface StoreOptions {
+  /** Milliseconds a session lives after its last save. Default 1 day. */
+  ttl?: number
+  /** Milliseconds between deletions of expired rows. Default 10 minutes. */
+  cleanupInterval?: number
+}
 
-export class SqliteSessionStore {
-  #ttl
-  #upsert
-  #select
-  #delete
-  #deleteExpired
-  #timer
+export class SqliteSessionStore implements SessionStore {
+  readonly #ttl: number
+  readonly #upsert: Statement<[string, string, number]>
+  readonly #select: Statement<[string, number], { data: string }>
+  readonly #delete: Statement<[string]>
+  readonly #deleteExpired: Statement<[number]>
+  readonly #timer: NodeJS.Timeout
 
-  /**
-   * @param {import('better-sqlite3').Database} db with the `sessions` table of db.js
-   * @param {StoreOptions} [options]
-   */
-  constructor (db, { ttl = 24 * 60 * 60 * 1000, cleanupInterval = 10 * 60 * 1000 } = {}) {
+  /** `db`: with the `sessions` table of db.ts. */
+  constructor (db: Database, { ttl = 24 * 60 * 60 * 1000, cleanupInterval = 10 * 60 * 1000 }: StoreOptions = {}) {
     this.#ttl = ttl
     this.#upsert = db.prepare(`INSERT INTO sessions (id, data, expires_at) VALUES (?, ?, ?)
                                ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at`)
@@ -35,12 +36,7 @@ export class SqliteSessionStore {
     this.#timer.unref() // never keeps the process alive on its own
   }
 
-  /**
-   * @param {string} sessionId
-   * @param {{ cookie?: { expires?: Date | string | null } }} session
-   * @param {(error?: Error) => void} callback
-   */
-  set (sessionId, session, callback) {
+  set (sessionId: string, session: Session, callback: (error?: Error) => void): void {
     // A cookie with its own expiry (a persistent session) sets the row's
     // expiry; a browser-session cookie gets `ttl` from now. @fastify/session
     // saves the session on every request (`rolling`), so `ttl` is an idle timeout.
@@ -49,52 +45,46 @@ export class SqliteSessionStore {
     this.#run(callback, () => { this.#upsert.run(sessionId, JSON.stringify(session), expiresAt) })
   }
 
-  /**
-   * @param {string} sessionId
-   * @param {(error: Error | null, session?: object | null) => void} callback
-   */
-  get (sessionId, callback) {
-    let session = null
+  get (sessionId: string, callback: (error: Error | null, session?: Session | null) => void): void {
+    let session: Session | null = null
     try {
-      const row = /** @type {{ data: string } | undefined} */ (this.#select.get(sessionId, Date.now()))
+      const row = this.#select.get(sessionId, Date.now())
+      // The JSON that `set` stored.
       if (row !== undefined) session = JSON.parse(row.data)
     } catch (error) {
-      callback(/** @type {Error} */ (error))
+      callback(asError(error))
       return
     }
     callback(null, session)
   }
 
-  /**
-   * @param {string} sessionId
-   * @param {(error?: Error) => void} callback
-   */
-  destroy (sessionId, callback) {
+  destroy (sessionId: string, callback: (error?: Error) => void): void {
     this.#run(callback, () => { this.#delete.run(sessionId) })
   }
 
   /** Deletes every expired session; returns how many. */
-  deleteExpired () {
+  deleteExpired (): number {
     return this.#deleteExpired.run(Date.now()).changes
   }
 
   /** Stops the cleanup timer (call it when the server closes). */
-  close () {
+  close (): void {
     clearInterval(this.#timer)
   }
 
-  /**
-   * Runs `work` and reports its outcome to `callback` (called once, outside the try).
-   * @param {(error?: Error) => void} callback
-   * @param {() => void} work
-   */
-  #run (callback, work) {
+  /** Runs `work` and reports its outcome to `callback` (called once, outside the try). */
+  #run (callback: (error?: Error) => void, work: () => void): void {
     try {
       work()
     } catch (error) {
-      callback(/** @type {Error} */ (error))
+      callback(asError(error))
       return
     }
     callback()
   }
+}
+
+/** What was thrown, as an Error (better-sqlite3 throws `SqliteError`s; anything else is wrapped). */
+function asError (thrown: unknown): Error {
+  return thrown instanceof Error ? thrown : new Error(String(thrown))
 }
