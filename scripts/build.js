@@ -2,9 +2,9 @@
 // CommonJS entry whose export is the plugin itself, like every Fastify plugin,
 // and one small entry module per subpath (`fastify-login/testing`).
 //
-// `node scripts/build.js --if-stale` builds only when the sources changed
-// since the last build (tap runs it before the tests, so no test ever runs
-// against an old dist/).
+// It builds only when the sources changed since the last build (a hash of
+// them is kept in dist/), so tap runs it before every test run: no test ever
+// runs against an old dist/. `--force` builds in any case.
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -50,7 +50,7 @@ function readStamp () {
 }
 
 const hash = inputsHash()
-if (process.argv.includes('--if-stale') && readStamp() === hash) process.exit(0)
+if (!process.argv.includes('--force') && readStamp() === hash) process.exit(0)
 
 rmSync(dist, { recursive: true, force: true })
 for (const project of ['tsconfig.build.json', 'tsconfig.cjs.json']) {

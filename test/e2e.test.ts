@@ -1,4 +1,4 @@
-// The example application in a real browser: Debian's Chromium driven by
+// The example application in a real browser: Chromium (found on the PATH) driven by
 // playwright-core, against `node example/server.js` started as a separate
 // process on a free port with a fresh data folder. The scenarios are those
 // of issue 4. Screenshots go to test/screenshots/ (ignored by git); with
@@ -11,9 +11,9 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { freePort } from './free-port.js'
+import { requireProgram } from './programs.js'
 import { chromium, request as apiRequest, type Browser, type BrowserContext, type Page } from 'playwright-core'
 
-const CHROMIUM = '/usr/bin/chromium'
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SCREENSHOTS = join(ROOT, 'test', 'screenshots')
 const PASSWORD = 'demo-password'
@@ -81,13 +81,10 @@ async function cookieNames (context: BrowserContext): Promise<string[]> {
   return (await context.cookies()).map((cookie) => cookie.name).sort()
 }
 
-if (!existsSync(CHROMIUM)) {
-  t.plan(0, `Chromium is not installed at ${CHROMIUM}: run \`apt-get install -y chromium\` to run the browser tests`)
-} else if (!existsSync(join(ROOT, 'dist', 'esm', 'lib', 'index.js'))) {
-  t.fail('fastify-login is not built: run `npm run build` (npm test does it) before the browser tests')
-} else {
+const chromiumPath = requireProgram(t, 'chromium', 'the browser tests')
+if (chromiumPath !== null) {
   const browser = await chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath: chromiumPath,
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
   })

@@ -41,7 +41,7 @@ interface Harness {
   measure (scenario: Scenario, server: BenchServer, request: BenchRequest, load: { connections: number, amount: number }): Promise<{ cpuPerRequest: number, completed: number }>
 }
 
-const benchDir = new URL('../bench/', import.meta.url)
+const benchDir = new URL('../../bench/', import.meta.url)
 const harness = (await import(new URL('harness.js', benchDir).href)) as Harness
 const run = promisify(execFile)
 
