@@ -69,8 +69,10 @@ function hashApiKey (key) {
  */
 export async function openDatabase (dataDir) {
   const db = new Database(join(dataDir, 'example.sqlite'))
-  db.pragma('journal_mode = WAL')
-  db.pragma('foreign_keys = ON')
+  // exec, not pragma(): pragma() prepares a statement that is then garbage,
+  // and Node.js 24.19+ aborts when a better-sqlite3 object is collected
+  // outside a JavaScript context. Every other statement lives as long as `db`.
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON')
   db.exec(SCHEMA)
 
   const statements = {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
+import { childEnv } from './child-env.js'
 import { freePort } from './free-port.js'
 import { requireProgram } from './programs.js'
 import { chromium, request as apiRequest, type Browser, type BrowserContext, type Page } from 'playwright-core'
@@ -22,10 +23,9 @@ const PASSWORD = 'demo-password'
 async function startExample (t: Test): Promise<string> {
   const port = await freePort()
   const dataDir = mkdtempSync(join(tmpdir(), 'fastify-login-e2e-'))
-  const env: NodeJS.ProcessEnv = { ...process.env, HOST: '127.0.0.1', PORT: String(port), DATA_DIR: dataDir, LOG_LEVEL: 'warn' }
+  const env = childEnv({ HOST: '127.0.0.1', PORT: String(port), DATA_DIR: dataDir, LOG_LEVEL: 'warn' })
   delete env.SESSION_SECRET
   delete env.LOGIN_SECRET
-  delete env.NODE_OPTIONS // tap's TypeScript loader is not needed by the plain-JavaScript example
   const child = spawn(process.execPath, [join(ROOT, 'example', 'server.js')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(async () => {
     if (child.exitCode === null) {

@@ -12,6 +12,7 @@ import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
+import { childEnv } from './child-env.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const run = promisify(execFile)
@@ -32,14 +33,9 @@ function versionOf (name: string): string {
   return (JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version
 }
 
-// What the programs started here see: not tap's TypeScript loader, nor its coverage collection.
-const childEnv: NodeJS.ProcessEnv = { ...process.env }
-delete childEnv.NODE_OPTIONS
-delete childEnv.NODE_V8_COVERAGE
-
 /** Runs npm; resolves with its output (npm prints its warnings on stderr). */
 async function npm (cwd: string, args: string[]): Promise<{ stdout: string, stderr: string }> {
-  return run('npm', args, { cwd, env: childEnv, maxBuffer: 16 * 1024 * 1024 })
+  return run('npm', args, { cwd, env: childEnv(), maxBuffer: 16 * 1024 * 1024 })
 }
 
 const source = join(work, 'source')
@@ -92,7 +88,7 @@ t.test('installs without an engine warning on the Node.js versions it claims', a
 /** Runs a script in the consumer and parses the JSON it prints. */
 async function runInConsumer (code: string, type: 'module' | 'commonjs'): Promise<unknown> {
   const args = type === 'module' ? ['--input-type=module', '-e', code] : ['-e', code]
-  const { stdout } = await run(process.execPath, args, { cwd: consumer, env: childEnv })
+  const { stdout } = await run(process.execPath, args, { cwd: consumer, env: childEnv() })
   return JSON.parse(stdout)
 }
 
@@ -326,7 +322,7 @@ t.test('a strict TypeScript consumer compiles, in ESM and in CommonJS, library d
     writeFileSync(join(dir, file), code)
   }
   const tsc = join(consumer, 'node_modules', 'typescript', 'bin', 'tsc')
-  const result = await run(process.execPath, [tsc, '-b', 'esm', 'cjs'], { cwd: consumer, env: childEnv }).then(() => '', (error: { stdout: string }) => error.stdout)
+  const result = await run(process.execPath, [tsc, '-b', 'esm', 'cjs'], { cwd: consumer, env: childEnv() }).then(() => '', (error: { stdout: string }) => error.stdout)
   t.equal(result, '', 'tsc reports no error')
 })
 
@@ -388,7 +384,7 @@ class Browser {
 
 /** Starts the quick start's server; resolves with the base URL it logs. */
 async function startQuickStart (t: Test, folder: string, command: string): Promise<{ base: string, output: () => string }> {
-  const env: NodeJS.ProcessEnv = { ...childEnv, PORT: '0' }
+  const env = childEnv({ PORT: '0' })
   delete env.SESSION_SECRET
   delete env.LOGIN_SECRET
   const child = spawn('sh', ['-c', `exec ${command}`], { cwd: folder, env, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -435,7 +431,7 @@ t.test('README.md: the quick start runs as pasted into a fresh folder', async (t
       symlinkSync(join(consumer, 'node_modules'), join(folder, 'node_modules'))
       continue
     }
-    await run('sh', ['-c', command], { cwd: folder, env: childEnv })
+    await run('sh', ['-c', command], { cwd: folder, env: childEnv() })
   }
   t.equal((JSON.parse(readFileSync(join(folder, 'package.json'), 'utf8')) as { type?: string }).type, 'module', 'package.json says "type": "module"')
   t.match(readFileSync(join(folder, '.env'), 'utf8'), /^SESSION_SECRET=[\w-]{32,}\nLOGIN_SECRET=[\w-]{32,}\n$/, 'the secrets are generated')

@@ -13,7 +13,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import t, { type Test } from 'tap'
+import { childEnv } from './child-env.js'
 import { freePort } from './free-port.js'
+import { keepAlive } from './keep-alive.js'
 import { requireProgram } from './programs.js'
 import { buildApp } from '../example/app.js'
 
@@ -116,9 +118,9 @@ interface Instance {
 /** `node example/server.js` as its own process; resolves once it listens. */
 async function startInstance (t: Test, name: string, env: Record<string, string>): Promise<Instance> {
   const port = await freePort()
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn' }
-  delete childEnv.NODE_OPTIONS // tap's TypeScript loader is not needed by the plain-JavaScript example
-  const child = spawn(process.execPath, [join(ROOT, 'example', 'server.js')], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [join(ROOT, 'example', 'server.js')], {
+    cwd: ROOT, env: childEnv({ ...env, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn' }), stdio: ['ignore', 'pipe', 'pipe']
+  })
   t.teardown(() => stopProcess(child))
   const base = `http://127.0.0.1:${port}`
   const output = { stdout: '', stderr: '' }
@@ -257,9 +259,9 @@ if (requireProgram(t, 'redis-server', 'the several-instances tests') !== null) {
   // A and B start together on the new data folder (both may seed it), then
   // more users are added, with demo's password hash.
   const [a, b] = await Promise.all([startInstance(t, 'A', shared), startInstance(t, 'B', shared)])
-  const db = new Database(join(dataDir, 'example.sqlite'))
-  const addUser = db.prepare(`INSERT INTO users (username, display_name, password_hash)
-                              SELECT ?, ?, password_hash FROM users WHERE username = 'demo'`)
+  const db = keepAlive(new Database(join(dataDir, 'example.sqlite')))
+  const addUser = keepAlive(db.prepare(`INSERT INTO users (username, display_name, password_hash)
+                              SELECT ?, ?, password_hash FROM users WHERE username = 'demo'`))
   for (let i = 1; i <= EXTRA_USERS; i++) addUser.run(`user${i}`, `User ${i}`)
   db.close()
   const [strongA, strongB] = await Promise.all([
@@ -374,7 +376,7 @@ if (requireProgram(t, 'redis-server', 'the several-instances tests') !== null) {
 
   t.test('closing the app closes its Redis connection', async (t) => {
     const before = await connectedClients(redis.port)
-    const app = await buildApp({ dataDir, redisUrl: redis.url, sessionSecret: shared.SESSION_SECRET, loginSecret: shared.LOGIN_SECRET })
+    const app = keepAlive(await buildApp({ dataDir, redisUrl: redis.url, sessionSecret: shared.SESSION_SECRET, loginSecret: shared.LOGIN_SECRET }))
     t.equal(await connectedClients(redis.port), before + 1, 'one connection while it runs')
     await app.close()
     let after = await connectedClients(redis.port)
@@ -387,7 +389,7 @@ if (requireProgram(t, 'redis-server', 'the several-instances tests') !== null) {
 
   t.test('Redis stopped and started again', async (t) => {
     // An app in this process, closed while Redis is down.
-    const inProcess = await buildApp({ dataDir, redisUrl: redis.url, sessionSecret: shared.SESSION_SECRET, loginSecret: shared.LOGIN_SECRET })
+    const inProcess = keepAlive(await buildApp({ dataDir, redisUrl: redis.url, sessionSecret: shared.SESSION_SECRET, loginSecret: shared.LOGIN_SECRET }))
     t.teardown(() => inProcess.close())
 
     const user = new Browser()
