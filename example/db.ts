@@ -120,8 +120,10 @@ export interface AppDatabase {
 /** Opens (and on first start creates and seeds) `<dataDir>/example.sqlite`. */
 export async function openDatabase (dataDir: string): Promise<AppDatabase> {
   const db = new Database(join(dataDir, 'example.sqlite'))
-  db.pragma('journal_mode = WAL')
-  db.pragma('foreign_keys = ON')
+  // exec, not pragma(): pragma() prepares a statement that is then garbage,
+  // and Node.js 24.19+ aborts when a better-sqlite3 object is collected
+  // outside a JavaScript context. Every other statement lives as long as `db`.
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON')
   db.exec(SCHEMA)
 
   // The type arguments are the parameters and the row of each statement.

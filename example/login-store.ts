@@ -77,6 +77,8 @@ export class SqliteLoginStore implements LoginStore {
   readonly #selectByUser: Statement<[string, number], Row>
   readonly #delete: Statement<[string], Row>
   readonly #deleteExpired: Statement<[number]>
+  // The UPDATE of each set of fields, prepared once: fastify-login uses two.
+  readonly #updates = new Map<string, Statement<Array<string | number>>>()
 
   constructor (db: Database) {
     db.exec(SCHEMA)
@@ -122,8 +124,10 @@ export class SqliteLoginStore implements LoginStore {
     if (fields.length === 0) return false
     const assignments = fields.map((field) => `${COLUMNS[field]} = ?`).join(', ')
     const conditions = compared.map((field) => ` AND ${COLUMNS[field]} = ?`).join('')
-    const result = this.#db.prepare(`UPDATE logins SET ${assignments} WHERE id = ? AND expires_at > ?${conditions}`)
-      .run(...fields.map((field) => changes[field]!), id, Date.now(), ...compared.map((field) => expected[field]!))
+    const sql = `UPDATE logins SET ${assignments} WHERE id = ? AND expires_at > ?${conditions}`
+    let statement = this.#updates.get(sql)
+    if (statement === undefined) this.#updates.set(sql, statement = this.#db.prepare(sql))
+    const result = statement.run(...fields.map((field) => changes[field]!), id, Date.now(), ...compared.map((field) => expected[field]!))
     return result.changes === 1
   }
 

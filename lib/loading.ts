@@ -56,9 +56,9 @@ export function ensureState (context: LoginContext, request: FastifyRequest): Lo
   return state
 }
 
-/** The verified remember token of the request (verified at most once). */
+/** The verified remember token of the request (verified at most once; `null` without a cookie). */
 export function tokenOf (context: LoginContext, state: LoginState): RememberToken | null {
-  if (state.token === undefined) state.token = state.cookie === undefined ? null : context.codec.verify(state.cookie)
+  if (state.token === undefined) state.token = context.codec.verify(state.cookie)
   return state.token
 }
 

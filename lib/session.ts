@@ -102,18 +102,18 @@ export function rotateSession (request: FastifyRequest, session: SessionLike, dr
   }
   const maxAge = persistentMaxAge(session)
   return session.regenerate(keep).then(() => {
-    const rotated = sessionOf(request) ?? session
+    // @fastify/session has put the new session on the request.
+    const rotated = sessionOf(request)!
     // regenerate() starts from the plugin's cookie options: keep a lifetime the
     // application gave this session (a persistent session stays persistent).
     if (maxAge !== undefined && isStoredSession(rotated) && persistentMaxAge(rotated) !== maxAge) rotated.options?.({ maxAge })
     // regenerate() stores the new session at once; an empty one would only be
     // clutter in the store (it is saved again if anything is written to it).
     if (!discardIfEmpty || keep.length > 0 || !isStoredSession(rotated)) return rotated
-    const store = (request as { sessionStore?: Partial<SessionStore> }).sessionStore
-    if (typeof store?.destroy !== 'function') return rotated
-    const destroy = store.destroy.bind(store)
+    // @fastify/session's store (its regenerate() has just used its destroy()).
+    const store = (request as { sessionStore?: SessionStore }).sessionStore!
     return new Promise<SessionLike>((resolve, reject) => {
-      destroy(rotated.sessionId, (error) => { if (error) reject(error); else resolve(rotated) })
+      store.destroy(rotated.sessionId, (error) => { if (error) reject(error); else resolve(rotated) })
     })
   })
 }

@@ -1,4 +1,4 @@
-// The example application in a real browser: Debian's Chromium driven by
+// The example application in a real browser: Chromium (found on the PATH) driven by
 // playwright-core, against `node dist/example/server.js` started as a separate
 // process on a free port with a fresh data folder. The scenarios are those
 // of issue 4. Screenshots go to test/screenshots/ (ignored by git); with
@@ -10,11 +10,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
+import { childEnv } from './child-env.js'
 import { EXAMPLE_SERVER } from './example-build.js'
 import { freePort } from './free-port.js'
+import { requireProgram } from './programs.js'
 import { chromium, request as apiRequest, type Browser, type BrowserContext, type Page } from 'playwright-core'
 
-const CHROMIUM = '/usr/bin/chromium'
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SCREENSHOTS = join(ROOT, 'test', 'screenshots')
 const PASSWORD = 'demo-password'
@@ -23,10 +24,9 @@ const PASSWORD = 'demo-password'
 async function startExample (t: Test): Promise<string> {
   const port = await freePort()
   const dataDir = mkdtempSync(join(tmpdir(), 'fastify-login-e2e-'))
-  const env: NodeJS.ProcessEnv = { ...process.env, HOST: '127.0.0.1', PORT: String(port), DATA_DIR: dataDir, LOG_LEVEL: 'warn' }
+  const env = childEnv({ HOST: '127.0.0.1', PORT: String(port), DATA_DIR: dataDir, LOG_LEVEL: 'warn' })
   delete env.SESSION_SECRET
   delete env.LOGIN_SECRET
-  delete env.NODE_OPTIONS // tap's TypeScript loader is not needed by the compiled example
   const child = spawn(process.execPath, [EXAMPLE_SERVER], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(async () => {
     if (child.exitCode === null) {
@@ -82,11 +82,10 @@ async function cookieNames (context: BrowserContext): Promise<string[]> {
   return (await context.cookies()).map((cookie) => cookie.name).sort()
 }
 
-if (!existsSync(CHROMIUM)) {
-  t.plan(0, `Chromium is not installed at ${CHROMIUM}: run \`apt-get install -y chromium\` to run the browser tests`)
-} else {
+const chromiumPath = requireProgram(t, 'chromium', 'the browser tests')
+if (chromiumPath !== null) {
   const browser = await chromium.launch({
-    executablePath: CHROMIUM,
+    executablePath: chromiumPath,
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
   })

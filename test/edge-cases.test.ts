@@ -102,6 +102,14 @@ t.test('loginUser rejects a user that is not an object', async (t) => {
   t.match(response.json().message, /not an object/)
 })
 
+t.test('loginUser rejects a numeric id that is not finite, and says so', async (t) => {
+  const { app } = await buildApp({ routes: false })
+  app.post('/bad', async (request) => request.loginUser({ id: Number.NaN }))
+  const response = await app.inject({ method: 'POST', url: '/bad' })
+  t.equal(response.json().code, 'FST_LOGIN_INVALID_USER_ID')
+  t.match(response.json().message, /its id is the number NaN/)
+})
+
 t.test('loginUser rejects a user whose getUserId throws', async (t) => {
   const { app } = await buildApp({
     routes: false,

@@ -254,6 +254,26 @@ t.test('off removes a once listener before it fires', async (t) => {
   t.same(heard.users, [])
 })
 
+t.test('off with a listener that is not registered changes nothing', async (t) => {
+  const { app, jar } = await build(t)
+  const kept = record()
+  const stranger = record()
+  app.loginManager.off('userLoggedIn', stranger.listener)
+  app.loginManager.on('userLoggedIn', kept.listener)
+  app.loginManager.off('userLoggedIn', stranger.listener)
+  await jar.inject({ method: 'POST', url: '/login/1' })
+  t.same(kept.heard.users, ['Ann'])
+  t.same(stranger.heard.users, [])
+})
+
+t.test('a listener that is not a function throws a TypeError at once', async (t) => {
+  const { app } = await build(t)
+  const manager = app.loginManager as unknown as Record<'on' | 'once', (event: string, listener: unknown) => unknown>
+  for (const method of ['on', 'once'] as const) {
+    t.throws(() => manager[method]('userLoggedIn', 'log it'), new TypeError('An event listener must be a function'), method)
+  }
+})
+
 t.test('on, once and off return the manager', async (t) => {
   const { app } = await build(t)
   const listener = (): void => {}

@@ -10,6 +10,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import './example-build.js' // first: it stops here if the build is missing or stale
 import { buildApp } from '../dist/example/app.js'
 import { CookieJar } from './helpers.js'
+import { keepAlive } from './keep-alive.js'
 
 const PASSWORD = 'demo-password'
 
@@ -20,7 +21,7 @@ function tempDir (t: Test): string {
 }
 
 async function start (t: Test, dataDir = tempDir(t)): Promise<{ app: FastifyInstance, dataDir: string }> {
-  const app = await buildApp({ dataDir })
+  const app = keepAlive(await buildApp({ dataDir }))
   t.teardown(() => app.close())
   return { app, dataDir }
 }
@@ -65,9 +66,9 @@ async function isLoggedIn (jar: CookieJar): Promise<boolean> {
 
 t.test('seeded users have scrypt hashes, never the password', async (t) => {
   const { dataDir } = await start(t)
-  const db = new Database(join(dataDir, 'example.sqlite'), { readonly: true })
+  const db = keepAlive(new Database(join(dataDir, 'example.sqlite'), { readonly: true }))
   t.teardown(() => db.close())
-  const rows = db.prepare('SELECT username, password_hash, active FROM users ORDER BY id').all() as Array<{ username: string, password_hash: string, active: number }>
+  const rows = keepAlive(db.prepare('SELECT username, password_hash, active FROM users ORDER BY id')).all() as Array<{ username: string, password_hash: string, active: number }>
   t.same(rows.map((row) => [row.username, row.active]), [['demo', 1], ['inactive', 0]])
   for (const row of rows) {
     t.match(row.password_hash, /^scrypt\$16384\$8\$1\$[\w-]+\$[\w-]+$/)
@@ -77,7 +78,7 @@ t.test('seeded users have scrypt hashes, never the password', async (t) => {
 
 t.test('secrets are generated once, kept in the data folder and readable by the owner only', async (t) => {
   const dataDir = tempDir(t)
-  const first = await buildApp({ dataDir })
+  const first = keepAlive(await buildApp({ dataDir }))
   const jar = new CookieJar(first)
   await logIn(jar, { remember: true })
   await first.close()
@@ -309,9 +310,9 @@ t.test('/api/me answers 401 JSON without a valid API key and the user with one',
   t.equal(page.statusCode, 302)
 
   // Only a hash of the key is stored.
-  const db = new Database(join(dataDir, 'example.sqlite'), { readonly: true })
+  const db = keepAlive(new Database(join(dataDir, 'example.sqlite'), { readonly: true }))
   t.teardown(() => db.close())
-  const stored = db.prepare('SELECT key_hash FROM api_keys').all() as Array<{ key_hash: string }>
+  const stored = keepAlive(db.prepare('SELECT key_hash FROM api_keys')).all() as Array<{ key_hash: string }>
   t.equal(stored.length, 1)
   t.not(stored[0]?.key_hash, key)
 
@@ -326,13 +327,13 @@ t.test('sessions live in SQLite and expire', async (t) => {
   const { app, dataDir } = await start(t)
   const jar = new CookieJar(app)
   await logIn(jar)
-  const db = new Database(join(dataDir, 'example.sqlite'))
+  const db = keepAlive(new Database(join(dataDir, 'example.sqlite')))
   t.teardown(() => db.close())
-  const rows = db.prepare('SELECT expires_at FROM sessions').all() as Array<{ expires_at: number }>
+  const rows = keepAlive(db.prepare('SELECT expires_at FROM sessions')).all() as Array<{ expires_at: number }>
   t.equal(rows.length, 1, 'only the logged-in session is stored (the pre-login one was destroyed)')
   t.ok((rows[0]?.expires_at ?? 0) > Date.now(), 'with an expiry in the future')
 
-  db.prepare('UPDATE sessions SET expires_at = ?').run(Date.now() - 1)
+  keepAlive(db.prepare('UPDATE sessions SET expires_at = ?')).run(Date.now() - 1)
   t.equal(await isLoggedIn(jar), false, 'an expired session is not loaded')
 })
 
@@ -349,9 +350,9 @@ async function openStore (t: Test, options: { ttl?: number, cleanupInterval?: nu
   // A computed specifier: the built module, typed by StoreClass above (looser
   // than its own types, so that sessions without a cookie can be stored too).
   const module = await import(String(new URL('../dist/example/session-store.js', import.meta.url))) as { SqliteSessionStore: StoreClass }
-  const db = new Database(':memory:')
+  const db = keepAlive(new Database(':memory:'))
   db.exec('CREATE TABLE sessions (id TEXT PRIMARY KEY, data TEXT NOT NULL, expires_at INTEGER NOT NULL)')
-  const store = new module.SqliteSessionStore(db, options)
+  const store = keepAlive(new module.SqliteSessionStore(db, options))
   t.teardown(() => {
     store.close()
     db.close()
@@ -367,20 +368,20 @@ t.test('the session store keeps a session until its idle timeout, then forgets i
   const { store, db } = await openStore(t, { ttl: 60_000 })
   await call((done) => store.set('a', { cookie: { expires: null }, cart: [1] }, done))
   t.same(await call((done) => store.get('a', done)), { cookie: { expires: null }, cart: [1] })
-  const row = db.prepare('SELECT expires_at FROM sessions').get() as { expires_at: number }
+  const row = keepAlive(db.prepare('SELECT expires_at FROM sessions')).get() as { expires_at: number }
   t.ok(Math.abs(row.expires_at - (Date.now() + 60_000)) < 5_000, 'expires ttl from now')
 
-  db.prepare('UPDATE sessions SET expires_at = ?').run(Date.now() - 1)
+  keepAlive(db.prepare('UPDATE sessions SET expires_at = ?')).run(Date.now() - 1)
   t.equal(await call((done) => store.get('a', done)), null, 'an expired session is not returned')
   t.equal(store.deleteExpired(), 1)
-  t.equal((db.prepare('SELECT count(*) AS n FROM sessions').get() as { n: number }).n, 0)
+  t.equal((keepAlive(db.prepare('SELECT count(*) AS n FROM sessions')).get() as { n: number }).n, 0)
 })
 
 t.test('the session store uses the expiry of a persistent session cookie', async (t) => {
   const { store, db } = await openStore(t, {})
   const expires = new Date(Date.now() + 5 * 60_000)
   await call((done) => store.set('p', { cookie: { expires: expires.toISOString() } }, done))
-  t.equal((db.prepare('SELECT expires_at FROM sessions').get() as { expires_at: number }).expires_at, expires.getTime())
+  t.equal((keepAlive(db.prepare('SELECT expires_at FROM sessions')).get() as { expires_at: number }).expires_at, expires.getTime())
 })
 
 t.test('the session store destroys sessions, and deletes expired ones periodically', async (t) => {
@@ -390,7 +391,7 @@ t.test('the session store destroys sessions, and deletes expired ones periodical
   await call((done) => store.set('kept', {}, done))
   await call((done) => store.destroy('gone', done))
   t.equal(await call((done) => store.get('gone', done)), null)
-  db.prepare('UPDATE sessions SET expires_at = ? WHERE id = ?').run(Date.now() - 1, 'old')
+  keepAlive(db.prepare('UPDATE sessions SET expires_at = ? WHERE id = ?')).run(Date.now() - 1, 'old')
   await new Promise((resolve) => setTimeout(resolve, 100))
-  t.same(db.prepare('SELECT id FROM sessions').all(), [{ id: 'kept' }])
+  t.same(keepAlive(db.prepare('SELECT id FROM sessions')).all(), [{ id: 'kept' }])
 })

@@ -172,6 +172,15 @@ t.test('a loader that throws or rejects without an Error still fails the request
       t.match(response.json().message, /threw or rejected with null/)
     })
   }
+  t.test('requestLoader rejects with a string: its type is named, not its value', async (t) => {
+    // eslint-disable-next-line prefer-promise-reject-errors -- a careless loader, on purpose
+    const { app } = await buildApp({ login: { requestLoader: async () => await Promise.reject('token sk_live_123 refused') } })
+    const response = await app.inject('/')
+    t.equal(response.statusCode, 500)
+    t.equal(response.json().code, 'FST_LOGIN_LOADER_FAILED')
+    t.match(response.json().message, /threw or rejected with a value of type string\)$/)
+    t.notMatch(response.body, /sk_live_123/, 'what the loader rejected with may be a secret: it is not shown')
+  })
 })
 
 t.test('a sessionVersion that throws after an asynchronous loader fails the request', async (t) => {

@@ -252,5 +252,20 @@ t.test('regenerateSession: false', async (t) => {
     t.equal((await replay(app, '/', planted)).json().user, 'Ann')
   })
 
+  t.test('a remember-cookie restore writes the login into the session it came with', async (t) => {
+    const { app, jar, store } = await setup({ login: { regenerateSession: false } })
+    await jar.inject({ method: 'POST', url: '/login/1?remember=1' })
+    const other = new CookieJar(app)
+    await other.inject({ method: 'POST', url: '/cart/apple' })
+    const anonymous = idOf(other.get(SESSION_COOKIE))
+    other.set('remember_token', jar.get('remember_token')!)
+    t.same((await other.inject('/')).json(), { user: 'Ann', authenticated: true, fresh: false, remembered: true })
+    t.equal(idOf(other.get(SESSION_COOKIE)), anonymous, 'the same session id')
+    t.same(store.destroyed, [], 'nothing destroyed')
+    t.match(store.read(anonymous), { cart: ['apple'], _user_id: '1', _fresh: false }, 'the login beside the cart')
+    other.delete('remember_token')
+    t.same((await other.inject('/')).json(), { user: 'Ann', authenticated: true, fresh: false, remembered: false }, 'the session now holds the login')
+  })
+
   t.end()
 })

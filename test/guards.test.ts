@@ -312,6 +312,20 @@ t.test('route config.login', async (t) => {
     t.same(seen, ['user'])
   })
 
+  t.test("'fresh' runs before each of the route's own preHandler hooks, in their order", async (t) => {
+    const { app } = await buildApp()
+    const seen: string[] = []
+    app.get('/r', {
+      config: { login: 'fresh' },
+      preHandler: [async () => { seen.push('first') }, async () => { seen.push('second') }]
+    }, async () => 'ok')
+    t.equal((await app.inject('/r')).statusCode, 401)
+    t.equal((await (await loggedIn(app, '?fresh=0')).inject('/r')).statusCode, 401)
+    t.same(seen, [], 'neither hook ran for an anonymous or a stale request')
+    t.equal((await (await loggedIn(app)).inject('/r')).statusCode, 200)
+    t.same(seen, ['first', 'second'])
+  })
+
   t.test("'fresh' answers unauthorized, then needs-refresh, then lets a fresh login through", async (t) => {
     const { app } = await buildApp()
     app.get('/f', { config: { login: 'fresh' } }, async (request) => ({ user: (request.user as User).name }))

@@ -3,8 +3,7 @@
 // for Redis Cluster), expiry in Redis, the commands per request counted by
 // Redis itself, and two app processes sharing one Redis (revoke, theft,
 // Redis stopped and started with requests in flight).
-import { spawn, spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -13,8 +12,10 @@ import { createClient } from 'redis'
 import { testLoginStore } from '../lib/testing.js'
 import { RedisLoginStore } from '../lib/redis.js'
 import { CookieJar } from './helpers.js'
+import { childEnv } from './child-env.js'
 import { Browser } from './fetch-browser.js'
 import { freePort } from './free-port.js'
+import { requireProgram } from './programs.js'
 import { RedisServer, stopProcess, tempDir } from './redis-server.js'
 import { buildStoreApp, ControlledStore, useClock } from './store-helpers.js'
 
@@ -62,8 +63,7 @@ interface Instance {
 /** `test/fixtures/store-server.mjs` as its own process, on the built package. */
 async function startInstance (t: Test, redisUrl: string, grace: number): Promise<Instance> {
   const port = await freePort()
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), REDIS_URL: redisUrl, LOGIN_SECRET, SESSION_KEY, GRACE: String(grace) }
-  delete env.NODE_OPTIONS
+  const env = childEnv({ PORT: String(port), REDIS_URL: redisUrl, LOGIN_SECRET, SESSION_KEY, GRACE: String(grace) })
   const child = spawn(process.execPath, [join(ROOT, 'test', 'fixtures', 'store-server.mjs')], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => stopProcess(child))
   const output = { text: '' }
@@ -88,11 +88,7 @@ async function post (browser: Browser, instance: Instance, path: string): Promis
   return response.json()
 }
 
-if (spawnSync('sh', ['-c', 'command -v redis-server']).status !== 0) {
-  t.plan(0, 'redis-server is not installed: run `apt-get install -y redis-server` to run the RedisLoginStore tests')
-} else if (!existsSync(join(ROOT, 'dist', 'esm', 'lib', 'redis.js'))) {
-  t.fail('fastify-login is not built: run `npm run build` (npm test does it) before the RedisLoginStore tests')
-} else {
+if (requireProgram(t, 'redis-server', 'the RedisLoginStore tests') !== null) {
   const redis = new RedisServer(await freePort(), tempDir(t, 'login-store'), { persistent: true })
   await redis.start()
   t.teardown(() => redis.stop())

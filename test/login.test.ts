@@ -189,6 +189,8 @@ t.test('loginUser', async (t) => {
     ['a null id', () => ({ id: null })],
     ['a boolean id', () => ({ id: true })],
     ['an object id', () => ({ id: { value: 1 } })],
+    ['a NaN id', () => ({ id: NaN })],
+    ['an infinite id', () => ({ id: Infinity })],
     ['getId() returning an empty string', () => ({ id: '1', getId: () => '' })],
     ['getId() throwing', () => ({ getId: () => { throw new Error('no id') } })],
     ['a UserMixin without id', () => new UserMixin() as unknown as LoginUser],

@@ -313,6 +313,16 @@ t.test('refreshEachRequest does not issue a cookie to a login without one', asyn
   t.equal(setCookie(await jar.inject('/')), undefined)
 })
 
+t.test('refreshEachRequest does not re-issue a remember cookie of another user than the session\'s', async (t) => {
+  const { app, value } = await rememberedLogin({ login: { remember: { refreshEachRequest: true } } }, '/login/2?remember=1')
+  const jar = new CookieJar(app)
+  await jar.inject({ method: 'POST', url: '/login/1' })
+  jar.set(COOKIE, value)
+  const response = await jar.inject('/')
+  t.same(response.json(), { user: 'Ann', authenticated: true, fresh: true, remembered: true }, 'the session\'s login wins')
+  t.equal(setCookie(response), undefined, 'Bob\'s cookie is not extended on Ann\'s requests')
+})
+
 t.test('a cookie signed with an older secret still verifies and is re-issued under the new one', async (t) => {
   const { value } = await rememberedLogin({ login: { secret: SECRET_A } })
   const { app } = await buildApp({ login: { secret: [SECRET_B, SECRET_A] } })

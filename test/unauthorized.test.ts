@@ -462,7 +462,10 @@ t.test('Accept negotiation', async (t) => {
     ['text/html', 302],
     ['application/json, text/html', 302],
     ['text/html;q=0.9, application/json;q=0.5', 302],
-    ['application/json;q=0', 302]
+    ['application/json;q=0', 302],
+    // A q-value that is not a number counts as 0.
+    ['application/json;q=high, text/html;q=0.1', 302],
+    ['application/json, text/html;q=high', 401]
   ]
   for (const [accept, status] of cases) {
     t.test(`Accept ${JSON.stringify(accept)} gets ${status}`, async (t) => {

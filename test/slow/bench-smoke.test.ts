@@ -46,7 +46,7 @@ interface Harness {
   runWriteBudget (server: BenchServer, options?: { runSeconds?: number }): Promise<{ requests: number, writes: number, seconds: number }>
 }
 
-const benchDir = new URL('../bench/', import.meta.url)
+const benchDir = new URL('../../bench/', import.meta.url)
 const harness = (await import(new URL('harness.js', benchDir).href)) as Harness
 const run = promisify(execFile)
 

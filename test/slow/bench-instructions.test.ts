@@ -1,19 +1,18 @@
 // Keeps bench/instructions.js from rotting: it starts servers under valgrind's
 // callgrind, counts a few requests and prints instructions per request and
 // the ratios. No count is asserted beyond being there: benchmarks are not tests.
-import { execFile, spawnSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import t from 'tap'
+import { requireProgram } from '../programs.js'
 
 const run = promisify(execFile)
 // Two servers start under valgrind: about a minute on a busy 2-core machine.
 t.setTimeout(300_000)
-const script = fileURLToPath(new URL('../bench/instructions.js', import.meta.url))
+const script = fileURLToPath(new URL('../../bench/instructions.js', import.meta.url))
 
-if (spawnSync('sh', ['-c', 'command -v valgrind']).status !== 0) {
-  t.plan(0, 'valgrind is not installed: run `apt-get install -y valgrind` to run the smoke test of bench/instructions.js')
-} else {
+if (requireProgram(t, 'valgrind', 'the smoke test of bench/instructions.js') !== null) {
   t.test('bench/instructions.js counts instructions per request under callgrind', async (t) => {
     const { stdout } = await run(process.execPath, [script, 'anon-with', 'anon-without'], {
       env: { ...process.env, INSTR_WARMUP: '100', INSTR_REQUESTS: '100' }
