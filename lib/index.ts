@@ -27,7 +27,7 @@ import { kTestLogins, takeTestLogin, type PendingTestLogin } from './test-ticket
 
 export type * from '../types/index.js'
 export { AnonymousUserMixin, UserMixin } from './mixins.js'
-export { MemoryLoginStore, type MemoryLoginStoreOptions } from './memory-login-store.js'
+export { MemoryLoginStore } from './memory-login-store.js'
 export { isSafeRedirectUrl } from './redirects.js'
 export { requireFreshLogin, requireLogin } from './guards.js'
 export { SESSION_KEYS } from './session.js'

@@ -1,12 +1,6 @@
 // MemoryLoginStore: the login store of a single process. Bounded, and
 // expired records are dropped as they are met and when it is full.
-import type { LoginRecord, LoginRecordChanges, LoginRecordExpected, LoginStore } from '../types/index.js'
-
-/** Options of `MemoryLoginStore`. */
-export interface MemoryLoginStoreOptions {
-  /** Most records kept; when full, expired records go first, then the oldest logins. Default 100000. */
-  maxLogins?: number
-}
+import type { LoginRecord, LoginRecordChanges, LoginRecordExpected, LoginStore, MemoryLoginStoreOptions } from '../types/index.js'
 
 const DEFAULT_MAX_LOGINS = 100_000
 // When full, look for expired records at most this often; in between, the

@@ -173,6 +173,12 @@ export interface LoginStore {
   list (userId: string): Promise<LoginRecord[]>
 }
 
+/** Options of `MemoryLoginStore`. */
+export interface MemoryLoginStoreOptions {
+  /** Most records kept; when full, expired records go first, then the oldest logins. Default 100000. */
+  maxLogins?: number
+}
+
 /** A login as `listLogins` shows it. */
 export interface LoginInfo {
   readonly id: string

@@ -358,7 +358,8 @@ describe('app.loginManager', () => {
     expect(app.loginManager.once('sessionProtected', () => {})).type.toBe<LoginManager>()
     expect<LoginEventName>().type.toBe<
       'userLoggedIn' | 'userLoggedOut' | 'userLoadedFromCookie' | 'userLoadedFromRequest' | 'userLoginConfirmed' |
-      'userUnauthorized' | 'userNeedsRefresh' | 'userAccessed' | 'sessionProtected' | 'sessionExpired'
+      'userUnauthorized' | 'userNeedsRefresh' | 'userAccessed' | 'sessionProtected' | 'sessionExpired' |
+      'loginRevoked' | 'rememberTheft'
     >()
     expect(EVENT_NAMES).type.toBe<readonly LoginEventName[]>()
   })
