@@ -259,10 +259,11 @@ export function severalCookies (header: unknown, name: string): boolean {
   return false
 }
 
-// Where a tossed cookie may live, shortest first; bounded, since the URL
-// and the Host header are the client's.
-const MAX_TOSSED_PATHS = 8
-const MAX_TOSSED_DOMAINS = 4
+// Where a tossed cookie may live, shortest first. Bounded, since the URL and
+// the Host header are the client's, and small: at most 18 Set-Cookie headers
+// (about 2 KB), well within a proxy's header buffer (nginx: 4 KB by default).
+const MAX_TOSSED_PATHS = 6
+const MAX_TOSSED_DOMAINS = 2
 const IP_ADDRESS = /^[\d.]+$|:/
 
 // The cookie paths a browser sends with a request for `url`: `/`, and each
