@@ -172,7 +172,7 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
     const action = state.cookieAction
     if (action?.kind === 'set') {
       setRememberCookie(config, request, reply, action.value, action.maxAge, action.expires)
-    } else if (action?.kind === 'clear' || !rememberCookieVerifies(context, state, state.cookie!)) {
+    } else if (action?.kind === 'clear' || !rememberCookieVerifies(context, state, state.cookie)) {
       // Also a bad cookie that rode along with a session login.
       clearRememberCookie(config, request, reply)
     } else if (config.remember.refreshEachRequest && state.authenticated) {

@@ -70,8 +70,12 @@ export function storeTokenOf (context: LoginContext, state: LoginState): StoreTo
   return state.storeToken
 }
 
-/** Whether the request's remember cookie, sent as `cookie`, verifies, whichever kind it is (no store read). */
-export function rememberCookieVerifies (context: LoginContext, state: LoginState, cookie: string): boolean {
+/**
+ * Whether the request's remember cookie, sent as `cookie`, verifies, whichever
+ * kind it is (no store read). None (or several, which count as none) does not.
+ */
+export function rememberCookieVerifies (context: LoginContext, state: LoginState, cookie: string | undefined): boolean {
+  if (cookie === undefined) return false
   return isStoreCookie(cookie) ? storeTokenOf(context, state) !== null : tokenOf(context, state) !== null
 }
 

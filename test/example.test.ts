@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import t, { type Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import './example-build.js' // first: it stops here if the build is missing or stale
+import './example-build.js'
 import { buildApp } from '../dist/example/app.js'
 import { CookieJar } from './helpers.js'
 import { keepAlive } from './keep-alive.js'
