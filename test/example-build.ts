@@ -11,11 +11,13 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url))
 /** What `node` runs to start the example, as `npm start` does. */
 export const EXAMPLE_SERVER = join(ROOT, 'dist', 'example', 'server.js')
 
-// Each folder of TypeScript sources and where its compiled modules go.
+// Each folder of TypeScript sources, where its compiled modules go, and what
+// a source compiles to there (types/index.ts holds only types: scripts/build.js
+// keeps its declarations and deletes its empty module).
 const BUILDS = [
-  { sources: 'example', output: join('dist', 'example') },
-  { sources: 'lib', output: join('dist', 'esm', 'lib') },
-  { sources: 'types', output: join('dist', 'esm', 'types'), only: ['index.ts'] }
+  { sources: 'example', output: join('dist', 'example'), compiled: '.js' },
+  { sources: 'lib', output: join('dist', 'esm', 'lib'), compiled: '.js' },
+  { sources: 'types', output: join('dist', 'esm', 'types'), compiled: '.d.ts', only: ['index.ts'] }
 ]
 
 function modifiedAt (path: string): number | null {
@@ -29,11 +31,11 @@ function modifiedAt (path: string): number | null {
 /** The sources whose compiled module is missing or older than they are. */
 function staleSources (): string[] {
   const stale: string[] = []
-  for (const { sources, output, only } of BUILDS) {
+  for (const { sources, output, compiled, only } of BUILDS) {
     for (const name of only ?? readdirSync(join(ROOT, sources), { recursive: true, encoding: 'utf8' })) {
       if (!name.endsWith('.ts') || name.endsWith('.d.ts')) continue
       const source = join(sources, name)
-      const built = modifiedAt(join(ROOT, output, name.replace(/\.ts$/, '.js')))
+      const built = modifiedAt(join(ROOT, output, name.replace(/\.ts$/, compiled)))
       if (built === null || built < (modifiedAt(join(ROOT, source)) ?? Infinity)) stale.push(source)
     }
   }
