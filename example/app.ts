@@ -180,6 +180,11 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   app.loginManager.on('sessionProtected', ({ request }) => {
     request.log.warn('session used by a different client: the login is no longer fresh')
   })
+  // A remember-me cookie came back after it had been replaced: somebody else
+  // has a copy. fastify-login has signed that login out everywhere.
+  app.loginManager.on('rememberTheft', ({ request }) => {
+    request.log.warn('a replaced remember-me cookie was used again (a stolen copy?): that login was signed out everywhere')
+  })
 
   // Browser hardening unrelated to logins: no scripts at all, forms post only to this site.
   app.addHook('onRequest', async (_request, reply) => {

@@ -4,6 +4,7 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Database from 'better-sqlite3'
 import t, { type Test } from 'tap'
@@ -625,6 +626,35 @@ t.test('signing devices out needs a fresh login: after a remember-me restore, th
   t.notMatch((await laptop.inject({ url: '/devices', headers: { accept: 'text/html' } })).body, 'asks for your password')
   await submit(laptop, '/devices', '/devices', { action: 'sign-out-others' })
   t.equal(await isLoggedIn(phone), false)
+})
+
+t.test('a stolen remember-me cookie used after the owner\'s was replaced signs that login out everywhere, and is logged', async (t) => {
+  const lines: string[] = []
+  const stream = new Writable({ write (chunk: Buffer, _encoding, done) { lines.push(chunk.toString()); done() } })
+  const { app } = await start(t, tempDir(t), { logger: { level: 'warn', stream } })
+  const owner = new Device(app, FIREFOX)
+  await logIn(owner, { remember: true })
+  const login = await loginIdOf(owner)
+  const stolen = owner.get('remember_token') ?? ''
+  // The owner's browser is restarted twice: each restore replaces the cookie.
+  for (let i = 0; i < 2; i++) {
+    owner.restartBrowser()
+    t.equal(await isLoggedIn(owner), true)
+  }
+  t.not(owner.get('remember_token'), stolen)
+
+  const thief = new Device(app, IPHONE)
+  thief.set('remember_token', stolen)
+  t.equal(await isLoggedIn(thief), false, 'the thief is not let in')
+  owner.restartBrowser()
+  t.equal(await isLoggedIn(owner), false, 'the login is over for the owner too: the password is needed again')
+  const other = new Device(app, IPHONE)
+  await logIn(other)
+  t.notOk((await devices(other)).some((item) => item.id === login), 'and it left the devices page')
+
+  const warnings = lines.filter((line) => line.includes('remember-me cookie was used again'))
+  t.equal(warnings.length, 1, 'logged once')
+  t.notMatch(warnings.join(''), stolen.slice(0, 20), 'without the cookie')
 })
 
 t.test('logins are rows of the SQLite file, next to the sessions: a restart logs nobody out', async (t) => {
