@@ -30,12 +30,12 @@ fastify-login example: http://${host}:${port}/
   ("${INACTIVE_USER.username}" is a disabled account: its login is refused)
   data folder: ${config.dataDir}
   sessions and logins: ${config.redisUrl ? 'in Redis (REDIS_URL)' : 'in the SQLite file'}
-  logins end after ${describeTimeout(config.idleTimeout)} without a request, ${describeTimeout(config.absoluteTimeout)} in all
+  session timeouts: idle ${describeTimeout(config.idleTimeout)}, absolute ${describeTimeout(config.absoluteTimeout)}
 `)
 
-/** "30 minutes", "8 hours", "2.5 seconds", or "never" for none. */
+/** "30 minutes", "8 hours", "2.5 seconds", or "none". */
 function describeTimeout (seconds: number | undefined): string {
-  if (seconds === undefined) return 'never'
+  if (seconds === undefined) return 'none'
   const [amount, unit] = seconds % 3600 === 0 ? [seconds / 3600, 'hour'] : seconds % 60 === 0 ? [seconds / 60, 'minute'] : [seconds, 'second']
   return `${amount} ${unit}${amount === 1 ? '' : 's'}`
 }
