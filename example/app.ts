@@ -8,15 +8,16 @@ import Fastify, {
 import fastifyCookie from '@fastify/cookie'
 // Before @fastify/flash, whose types bring @fastify/secure-session's: the
 // first `request.session` type TypeScript meets is the one it keeps.
-import fastifySession from '@fastify/session'
+import fastifySession, { type SessionStore } from '@fastify/session'
 import fastifyFlash from '@fastify/flash'
 import fastifyCsrfProtection from '@fastify/csrf-protection'
 import fastifyFormbody from '@fastify/formbody'
-import fastifyLogin, { FST_LOGIN_UNAUTHORIZED } from 'fastify-login'
+import fastifyLogin, { FST_LOGIN_STORE_FAILED, FST_LOGIN_UNAUTHORIZED, type LoginStore } from 'fastify-login'
 import { loadSecrets } from './config.js'
-import { openDatabase, type User } from './db.js'
+import { openDatabase, type AppDatabase, type User } from './db.js'
+import { SqliteLoginStore } from './login-store.js'
 import { hashPassword, passwordMatches } from './passwords.js'
-import { openRedisSessionStore, SESSION_STORE_UNAVAILABLE } from './redis-store.js'
+import { openRedisStores, SESSION_STORE_UNAVAILABLE } from './redis-store.js'
 import { SqliteSessionStore } from './session-store.js'
 import * as views from './views.js'
 
@@ -34,6 +35,10 @@ export interface AppOptions {
   redisUrl?: string
   /** fastify-login's `sessionProtection`. Default 'basic'. */
   sessionProtection?: 'basic' | 'strong'
+  /** fastify-login's `idleTimeout`, in seconds. Default none (server.ts passes IDLE_TIMEOUT). */
+  idleTimeout?: number
+  /** fastify-login's `absoluteTimeout`, in seconds. Default none (server.ts passes ABSOLUTE_TIMEOUT). */
+  absoluteTimeout?: number
   /** Behind a reverse proxy. Default false. */
   trustProxy?: boolean
   /** Fastify's logger option. Default false. */
@@ -77,19 +82,33 @@ const activeOnly = (user: User | null): User | null => user?.isActive ? user : n
 /** The JSON API is under /api/: API keys open it (never the pages), and its clients never get the login page. */
 const isApiRequest = (request: FastifyRequest): boolean => request.url.startsWith('/api/')
 
+/** Where sessions and logins are kept. */
+interface Stores {
+  /** For @fastify/session. */
+  readonly sessionStore: SessionStore
+  /** For fastify-login: every login is a record, listed on /devices. */
+  readonly loginStore: LoginStore
+  close (): Promise<void>
+}
+
+/** Sessions and logins in the SQLite file, next to the users. */
+function openSqliteStores (db: AppDatabase): Stores {
+  const sessionStore = new SqliteSessionStore(db.db)
+  return { sessionStore, loginStore: new SqliteLoginStore(db.db), close: async () => { sessionStore.close() } }
+}
+
 export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   mkdirSync(options.dataDir, { recursive: true })
   const secrets = loadSecrets(options.dataDir, options)
   const db = await openDatabase(options.dataDir)
 
   const app = Fastify({ logger: options.logger ?? false, trustProxy: options.trustProxy ?? false })
-  // Sessions: in Redis when several instances share them (see redis-store.ts),
-  // else in the SQLite file. Users stay in SQLite either way.
-  const sessionStore = options.redisUrl
-    ? await openRedisSessionStore(options.redisUrl, app.log)
-    : new SqliteSessionStore(db.db)
+  // Sessions and logins: in Redis when several instances share them (see
+  // redis-store.ts), else in the SQLite file. Users stay in SQLite either
+  // way. Both survive a restart: restarting the app logs nobody out.
+  const stores = options.redisUrl ? await openRedisStores(options.redisUrl, app.log) : openSqliteStores(db)
   app.addHook('onClose', async () => {
-    await sessionStore.close()
+    await stores.close()
     db.close()
   })
 
@@ -103,7 +122,7 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   })
   await app.register(fastifySession, {
     secret: secrets.sessionSecret,
-    store: sessionStore,
+    store: stores.sessionStore,
     cookieName: 'session',
     // No maxAge: the session cookie goes away when the browser closes.
     // Staying logged in longer is what "remember me" is for.
@@ -139,14 +158,32 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     // Changes when the password changes: every session and remember-me
     // cookie made before then stops working.
     sessionVersion: (user) => String(user.sessionVersion),
-    remember: { duration: 30 * 24 * 60 * 60 } // "remember me" lasts 30 days
+    remember: { duration: 30 * 24 * 60 * 60 }, // "remember me" lasts 30 days
+    // Every login is a record in the store: /devices lists them and signs
+    // them out, a logout ends every copy of the cookies, and a remember-me
+    // cookie changes each time it is used (a stolen copy is caught).
+    loginStore: stores.loginStore,
+    // Session lifetime (IDLE_TIMEOUT, ABSOLUTE_TIMEOUT): a session login ends
+    // after that long without a request, or that long after the login. The
+    // guards then send the browser to the loginView with expiredMessage
+    // ("Your session has expired. Please log in again."); a remember-me
+    // cookie logs it back in, not fresh.
+    idleTimeout: options.idleTimeout,
+    absoluteTimeout: options.absoluteTimeout
   })
+
+  const { expiredMessage, expiredMessageCategory } = app.loginManager.options
 
   // Lifecycle events: keep "last login" up to date, and log what matters.
   // (User ids and cookie values stay out of the logs.)
   app.loginManager.on('userLoggedIn', ({ user }) => db.recordLogin(user.id))
   app.loginManager.on('sessionProtected', ({ request }) => {
     request.log.warn('session used by a different client: the login is no longer fresh')
+  })
+  // A remember-me cookie came back after it had been replaced: somebody else
+  // has a copy. fastify-login has signed that login out everywhere.
+  app.loginManager.on('rememberTheft', ({ request }) => {
+    request.log.warn('a replaced remember-me cookie was used again (a stolen copy?): that login was signed out everywhere')
   })
 
   // Browser hardening unrelated to logins: no scripts at all, forms post only to this site.
@@ -171,12 +208,22 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     return Object.entries(pending).flatMap(([category, texts]) => texts.map((text) => ({ category, text })))
   }
 
+  /**
+   * The expiredMessage, on a page for everybody that a visitor whose login
+   * has just expired opens (guarded pages flash it before their redirect).
+   */
+  function expiryNotice (request: FastifyRequest, user: User | null): views.Flash[] {
+    if (request.loginExpired === null || user !== null || expiredMessage === false) return []
+    return [{ category: expiredMessageCategory, text: expiredMessage }]
+  }
+
   /** Sends `content` in the page layout. */
   function sendPage (request: FastifyRequest, reply: FastifyReply, title: string, content: views.SafeHtml, status = 200): FastifyReply {
     const user = request.isAuthenticated() ? request.user : null
     // The layout's logout button is a form, and forms carry a CSRF token.
     const csrfToken = user === null ? '' : reply.generateCsrf()
-    const page = views.layout({ user, csrfToken, flashes: takeFlashes(request, reply) }, title, content)
+    const flashes = [...expiryNotice(request, user), ...takeFlashes(request, reply)]
+    const page = views.layout({ user, csrfToken, flashes }, title, content)
     return reply.code(status).type('text/html; charset=utf-8').send(page)
   }
 
@@ -188,6 +235,13 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   app.setErrorHandler(async (error, request, reply) => {
     const { code, status } = codeAndStatusOf(error)
     if (code === SESSION_STORE_UNAVAILABLE) return sendStoreUnavailable(request, reply)
+    if (error instanceof FST_LOGIN_STORE_FAILED) {
+      // The login store failed (its `cause` says how): fastify-login let
+      // nobody through and logged nobody out. (A Redis outage is also logged
+      // once by redis-store.ts.)
+      request.log.error(error)
+      return sendStoreUnavailable(request, reply)
+    }
     if (status >= 500) request.log.error(error)
     const message = code.startsWith('FST_CSRF_')
       ? 'This form has expired. Go back, reload the page and try again.'
@@ -197,8 +251,8 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
   })
 
   /**
-   * Redis is down (redis-store.ts logs that once): a 503 that uses nothing
-   * of the session, so it shows no user, no flash message and no form.
+   * Redis (or the login store) is down: a 503 that uses nothing of the
+   * session, so it shows no user, no flash message and no form.
    */
   function sendStoreUnavailable (request: FastifyRequest, reply: FastifyReply): FastifyReply {
     const message = 'Logins are unavailable for a moment. Try again in a few seconds.'
@@ -311,6 +365,9 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     // Bumps the user's session version: every session and remember-me cookie
     // of this user is logged out, this one included...
     db.changePassword(user.id, await hashPassword(newPassword))
+    // (The other logins would end at their next request; revoked now, they
+    // leave the devices page at once.)
+    await request.revokeOtherLogins()
     // ...so log in again with the updated user to keep this session (and its
     // remember-me cookie, if it had one) under the new version.
     // (The user is gone only if the account was deleted meanwhile: then it stays logged out.)
@@ -319,6 +376,45 @@ export async function buildApp (options: AppOptions): Promise<FastifyInstance> {
     await request.loginUser(updated, { remember: request.loginRemembered })
     request.flash('success', 'Your password was changed. Every other session was logged out.')
   }
+
+  // Your devices: every login of this user (a record in the login store),
+  // with where and when, this one marked. Seeing them needs a login...
+  app.get('/devices', { config: { login: 'required' } }, async (request, reply) => {
+    const state = { logins: await request.listLogins(), csrfToken: reply.generateCsrf(), fresh: request.loginFresh }
+    return sendPage(request, reply, 'Your devices', views.devicesPage(state))
+  })
+
+  // ...signing them out needs a fresh one: a copied remember-me cookie gives
+  // a login that is not fresh, and it must not sign the owner out of every
+  // device (or remove itself from the list) without the password. The
+  // refreshView asks for it, then comes back to GET /devices.
+  // (The type arguments: see POST /settings.)
+  app.post<RouteGenericInterface, { login: 'fresh' }>('/devices', { config: { login: 'fresh' }, preHandler: app.csrfProtection }, async (request, reply) => {
+    switch (field(request, 'action')) {
+      case 'sign-out': {
+        const loginId = field(request, 'loginId')
+        const current = loginId === request.loginId
+        // false for an id that is not one of this user's logins (any more).
+        if (!await request.revokeLogin(loginId)) {
+          request.flash('error', 'That device was not found: it may have signed out already.')
+        } else if (current) {
+          // Revoking this login logs this browser out, as POST /logout does.
+          request.flash('message', 'You have been logged out.')
+          return reply.redirect('/', 303)
+        } else {
+          request.flash('success', 'The device was signed out.')
+        }
+        return reply.redirect('/devices', 303)
+      }
+      case 'sign-out-others': {
+        const count = await request.revokeOtherLogins()
+        request.flash('success', count === 0 ? 'No other device was signed in.' : `Signed out ${count} other device${count === 1 ? '' : 's'}.`)
+        return reply.redirect('/devices', 303)
+      }
+      default:
+        return sendPage(request, reply, 'Your devices', views.errorPage('Unknown action.'), 400)
+    }
+  })
 
   // The refreshView: type the password again, then confirmLogin makes the login fresh.
   app.get('/reauthenticate', { config: { login: 'required' } }, async (request, reply) => {

@@ -20,6 +20,10 @@ export interface Config {
   loginSecret: string | undefined
   redisUrl: string | undefined
   sessionProtection: 'basic' | 'strong'
+  /** Seconds; `undefined`: none. */
+  idleTimeout: number | undefined
+  /** Seconds; `undefined`: none. */
+  absoluteTimeout: number | undefined
   trustProxy: boolean
   logLevel: string
 }
@@ -32,13 +36,18 @@ export interface Config {
  * | `DATA_DIR`           | `example/data/` | the SQLite file and the generated secrets                   |
  * | `SESSION_SECRET`     | generated       | signs the session cookie (32+ characters)                   |
  * | `LOGIN_SECRET`       | generated       | signs the remember-me cookie (32+ characters)               |
- * | `REDIS_URL`          | none            | sessions in this Redis (several instances), else in SQLite  |
+ * | `REDIS_URL`          | none            | sessions and logins in this Redis, else in the SQLite file  |
  * | `SESSION_PROTECTION` | `basic`         | or `strong`: a session used by another client is logged out |
+ * | `IDLE_TIMEOUT`       | `1800`          | seconds without a request that end a login; `0`: never      |
+ * | `ABSOLUTE_TIMEOUT`   | `28800`         | seconds after which a login ends however active; `0`: never |
  * | `TRUST_PROXY`        | `false`         | `true` behind a reverse proxy (client address, https)       |
  * | `LOG_LEVEL`          | `info`          | pino level                                                  |
  *
  * A relative `DATA_DIR` is relative to the working directory (the
- * repository's root under `npm start`).
+ * repository's root under `npm start`). The timeouts take fractions of a
+ * second (`0.5`); their defaults follow OWASP for a low-risk application
+ * used all day (30 minutes idle, 8 hours in all). A login they end is over
+ * in this browser session; "remember me" logs the browser back in, not fresh.
  */
 export function configFromEnv (env: NodeJS.ProcessEnv): Config {
   const port = Number(env.PORT || 3000)
@@ -56,9 +65,25 @@ export function configFromEnv (env: NodeJS.ProcessEnv): Config {
     loginSecret: env.LOGIN_SECRET || undefined,
     redisUrl: env.REDIS_URL || undefined,
     sessionProtection,
+    idleTimeout: timeoutFrom(env, 'IDLE_TIMEOUT', DEFAULT_IDLE_TIMEOUT),
+    absoluteTimeout: timeoutFrom(env, 'ABSOLUTE_TIMEOUT', DEFAULT_ABSOLUTE_TIMEOUT),
     trustProxy: env.TRUST_PROXY === 'true',
     logLevel: env.LOG_LEVEL || 'info'
   }
+}
+
+const DEFAULT_IDLE_TIMEOUT = 30 * 60
+const DEFAULT_ABSOLUTE_TIMEOUT = 8 * 60 * 60
+
+/** A timeout in seconds (`undefined` for `0`: none), or `fallback` when the variable is unset or empty. */
+function timeoutFrom (env: NodeJS.ProcessEnv, name: string, fallback: number): number | undefined {
+  const text = env[name]
+  if (!text) return fallback
+  const seconds = Number(text)
+  if (!/^\d+(\.\d+)?$/.test(text) || !Number.isFinite(seconds)) {
+    throw new Error(`${name} must be a number of seconds (fractions allowed, 0 for none), not ${text}`)
+  }
+  return seconds === 0 ? undefined : seconds
 }
 
 function isSecrets (value: unknown): value is Secrets {

@@ -1,20 +1,26 @@
-// Sessions in Redis, for several instances of the app behind a load balancer:
-// connect-redis's RedisStore over a node-redis client. app.ts uses it when
-// REDIS_URL is set (the SQLite store of session-store.ts otherwise).
+// Sessions and logins in Redis, for several instances of the app behind a
+// load balancer: connect-redis's RedisStore for @fastify/session, and
+// fastify-login's RedisLoginStore, over one node-redis client. app.ts uses
+// them when REDIS_URL is set (the SQLite stores of session-store.ts and
+// login-store.ts otherwise).
 //
 // What happens when Redis is gone: the client gives up on commands at once
 // (`disableOfflineQueue`) instead of holding requests until Redis is back,
 // reconnects in the background, and reports the outage once in the log. A
-// request that needs its session fails with a 503 (SessionStoreUnavailable),
-// never as an anonymous visitor or as somebody else. Anonymous pages, and
-// routes with `config.login: false` (see app.ts), are served as usual.
+// request that needs its session or its login record fails with a 503
+// (SessionStoreUnavailable, or fastify-login's FST_LOGIN_STORE_FAILED), never
+// as an anonymous visitor or as somebody else. Anonymous pages, and routes
+// with `config.login: false` (see app.ts), are served as usual.
 import type { FastifyBaseLogger, Session } from 'fastify'
 import type { SessionStore } from '@fastify/session'
 import { RedisStore } from 'connect-redis'
+import { RedisLoginStore } from 'fastify-login/redis'
 import { createClient } from 'redis'
 
 /** Redis keys of this app start with this: several apps can share one Redis. */
-export const KEY_PREFIX = 'fastify-login-example:session:'
+export const KEY_PREFIX = 'fastify-login-example:'
+/** Sessions are under `fastify-login-example:session:`; logins under `fastify-login-example:{tag}:`. */
+const SESSION_KEY_PREFIX = `${KEY_PREFIX}session:`
 
 /** The `code` of the error a request fails with while Redis is unavailable. */
 export const SESSION_STORE_UNAVAILABLE = 'SESSION_STORE_UNAVAILABLE'
@@ -43,11 +49,6 @@ export class ExampleRedisStore implements SessionStore {
     this.#store = store
   }
 
-  /** Closes the connection (after the pending commands), and stops reconnecting while Redis is down. */
-  async close (): Promise<void> {
-    await this.#store.client.close()
-  }
-
   get (sessionId: string, callback: (error: Error | null, session?: Session | null) => void): void {
     settle(this.#store.get(sessionId), callback)
   }
@@ -69,12 +70,22 @@ function settle<T> (work: Promise<T>, callback: (error: Error | null, value?: T 
   )
 }
 
+/** The stores over one Redis connection. */
+export interface RedisStores {
+  /** For @fastify/session. */
+  readonly sessionStore: ExampleRedisStore
+  /** For fastify-login's `loginStore` option. */
+  readonly loginStore: RedisLoginStore
+  /** Closes the connection (after the pending commands), and stops reconnecting while Redis is down. */
+  close (): Promise<void>
+}
+
 /**
- * Connects to Redis (waiting until it answers) and returns the session store;
- * its `close()` (for the app's onClose hook) closes the connection.
+ * Connects to Redis (waiting until it answers) and returns the stores; their
+ * `close()` (for the app's onClose hook) closes the connection.
  * `url`: `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS.
  */
-export async function openRedisSessionStore (url: string, log: FastifyBaseLogger): Promise<ExampleRedisStore> {
+export async function openRedisStores (url: string, log: FastifyBaseLogger): Promise<RedisStores> {
   const client = createClient({
     url,
     // Fail a command at once while disconnected, rather than queueing it
@@ -92,7 +103,7 @@ export async function openRedisSessionStore (url: string, log: FastifyBaseLogger
   client.on('error', (error) => {
     if (down) return
     down = true
-    log.error({ err: error }, 'Redis is unavailable: requests with a session fail with 503 until it is back')
+    log.error({ err: error }, 'Redis is unavailable: requests with a session or a login fail with 503 until it is back')
   })
   client.on('ready', () => {
     if (!down) return
@@ -101,7 +112,12 @@ export async function openRedisSessionStore (url: string, log: FastifyBaseLogger
   })
 
   await client.connect()
-  // Without a cookie expiry (the example's session cookies have none),
-  // a session lives one day after its last request, as in session-store.ts.
-  return new ExampleRedisStore(new RedisStore({ client, prefix: KEY_PREFIX, ttl: 24 * 60 * 60 }))
+  return {
+    // Without a cookie expiry (the example's session cookies have none),
+    // a session lives one day after its last request, as in session-store.ts.
+    sessionStore: new ExampleRedisStore(new RedisStore({ client, prefix: SESSION_KEY_PREFIX, ttl: 24 * 60 * 60 })),
+    // Login records expire in Redis by themselves, with their login.
+    loginStore: new RedisLoginStore({ client, prefix: KEY_PREFIX }),
+    close: async () => { await client.close() }
+  }
 }

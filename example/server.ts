@@ -13,6 +13,8 @@ const app = await buildApp({
   loginSecret: config.loginSecret,
   redisUrl: config.redisUrl,
   sessionProtection: config.sessionProtection,
+  idleTimeout: config.idleTimeout,
+  absoluteTimeout: config.absoluteTimeout,
   trustProxy: config.trustProxy,
   logger: { level: config.logLevel }
 })
@@ -27,8 +29,16 @@ fastify-login example: http://${host}:${port}/
   log in as "${DEMO_USER.username}", password "${DEMO_USER.password}"
   ("${INACTIVE_USER.username}" is a disabled account: its login is refused)
   data folder: ${config.dataDir}
-  sessions: ${config.redisUrl ? 'in Redis (REDIS_URL)' : 'in the SQLite file'}
+  sessions and logins: ${config.redisUrl ? 'in Redis (REDIS_URL)' : 'in the SQLite file'}
+  session timeouts: idle ${describeTimeout(config.idleTimeout)}, absolute ${describeTimeout(config.absoluteTimeout)}
 `)
+
+/** "30 minutes", "8 hours", "2.5 seconds", or "none". */
+function describeTimeout (seconds: number | undefined): string {
+  if (seconds === undefined) return 'none'
+  const [amount, unit] = seconds % 3600 === 0 ? [seconds / 3600, 'hour'] : seconds % 60 === 0 ? [seconds / 60, 'minute'] : [seconds, 'second']
+  return `${amount} ${unit}${amount === 1 ? '' : 's'}`
+}
 
 // Ctrl+C or a process manager's stop: finish requests, close the database
 // (and the Redis connection).

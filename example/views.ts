@@ -2,7 +2,9 @@
 // every value put into it, so user-controlled text (a display name, a `next`
 // URL, a flashed message) can never become markup. Only the result of
 // another `html` template is inserted as is.
+import type { LoginInfo } from 'fastify-login'
 import type { ApiKeyRow, User } from './db.js'
+import { describeUserAgent } from './user-agent.js'
 
 /** Markup that is already safe (built by `html`). */
 export class SafeHtml {
@@ -63,7 +65,7 @@ export function layout ({ user, csrfToken, flashes }: PageContext, title: string
 </head>
 <body>
   <header>
-    <nav><a href="/">Home</a> <a href="/profile">Profile</a> <a href="/settings">Settings</a></nav>
+    <nav><a href="/">Home</a> <a href="/profile">Profile</a> <a href="/devices">Devices</a> <a href="/settings">Settings</a></nav>
     <div class="account">${account}</div>
   </header>
   <main>
@@ -102,7 +104,36 @@ export function profilePage ({ user, fresh, remembered }: { user: User, fresh: b
     <dt>Last login</dt><dd>${formatTime(user.lastLoginAt)}</dd>
     <dt>This login</dt><dd id="login-state">${fresh ? 'fresh: you typed your password in this session' : 'not fresh: restored from the remember-me cookie'}</dd>
     <dt>Remember-me cookie</dt><dd>${remembered ? 'yes' : 'no'}</dd>
-  </dl>`
+  </dl>
+  <p>Where else are you logged in? See <a href="/devices">your devices</a>.</p>`
+}
+
+/** A "Sign out" form of the devices page. */
+function signOutForm (csrfToken: string, action: 'sign-out' | 'sign-out-others', label: string, loginId = ''): SafeHtml {
+  return html`<form method="post" action="/devices" class="inline">${csrfField(csrfToken)}
+        <input type="hidden" name="action" value="${action}">${loginId !== '' && html`<input type="hidden" name="loginId" value="${loginId}">`}
+        <button>${label}</button></form>`
+}
+
+/** The user's logins (newest first), this one marked; `fresh`: signing out works without the password first. */
+export function devicesPage ({ logins, csrfToken, fresh }: { logins: LoginInfo[], csrfToken: string, fresh: boolean }): SafeHtml {
+  const items = logins.map((login) => html`<li class="card device" data-login-id="${login.id}">
+      <strong title="${login.userAgent}">${describeUserAgent(login.userAgent)}</strong>
+      ${login.current && html`<span class="badge">This device</span>`}
+      <dl>
+        <dt>Address</dt><dd>${login.ip || 'unknown'}</dd>
+        <dt>Logged in</dt><dd>${formatTime(login.createdAt)}</dd>
+        <dt>Last seen</dt><dd>${login.current ? 'now' : formatTime(login.lastSeenAt)}</dd>
+        <dt>Remember me</dt><dd>${login.remembered ? html`yes, until ${formatTime(login.expiresAt)}` : 'no: until the browser closes'}</dd>
+      </dl>
+      ${!login.current && signOutForm(csrfToken, 'sign-out', 'Sign out', login.id)}
+    </li>`)
+  const others = logins.filter((login) => !login.current).length
+  return html`<p>Every browser and device where you are logged in. Sign out the ones you do not recognise,
+    then <a href="/settings">change your password</a>.</p>
+  ${!fresh && others > 0 && html`<p class="flash">Signing a device out asks for your password first.</p>`}
+  <ul class="devices">${items}</ul>
+  ${others > 0 && signOutForm(csrfToken, 'sign-out-others', 'Sign out all other devices')}`
 }
 
 /** `newApiKey`: shown once, right after it was created. */
@@ -113,7 +144,7 @@ export function settingsPage ({ user, csrfToken, apiKeys, newApiKey }: { user: U
         <button>Revoke</button></form></li>`)
   return html`<section class="card">
     <h2>Change password</h2>
-    <p>Changing your password logs you out of every other browser and device.</p>
+    <p>Changing your password logs you out of every other browser and <a href="/devices">device</a>.</p>
     <form method="post" action="/settings">
       ${csrfField(csrfToken)}
       <input type="hidden" name="action" value="change-password">
@@ -167,4 +198,8 @@ form.inline { display: inline; }
 .flash.success { background: #dafbe1; border-color: #4ac26b; }
 dt { font-weight: 600; } dd { margin: 0 0 .5rem; }
 code { word-break: break-all; }
+.devices { list-style: none; padding: 0; }
+.device dl { display: grid; grid-template-columns: max-content 1fr; gap: 0 1rem; }
+.device dd { margin: 0; }
+.badge { margin-left: .5rem; padding: .1rem .5rem; border-radius: 1rem; background: #ddf4ff; border: 1px solid #54aeff; font-size: .875rem; }
 `

@@ -1,13 +1,15 @@
 // The example application in a real browser: Chromium (found on the PATH) driven by
 // playwright-core, against `node dist/example/server.js` started as a separate
 // process on a free port with a fresh data folder. The scenarios are those
-// of issue 4. Screenshots go to test/screenshots/ (ignored by git); with
+// of issue 4, then the devices page and the session timeouts (issues 12 and
+// 13). Screenshots go to test/screenshots/ (ignored by git); with
 // UPDATE_DOCS_SCREENSHOTS=1 they are also copied to docs/ for the README.
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { childEnv } from './child-env.js'
@@ -19,12 +21,13 @@ import { chromium, request as apiRequest, type Browser, type BrowserContext, typ
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SCREENSHOTS = join(ROOT, 'test', 'screenshots')
 const PASSWORD = 'demo-password'
+const EXPIRED = 'Your session has expired. Please log in again.'
 
-/** Starts the example as its own process; resolves with its base URL once it listens. */
-async function startExample (t: Test): Promise<string> {
+/** Starts the example as its own process (`variables`: more of its environment); resolves with its base URL once it listens. */
+async function startExample (t: Test, variables: Record<string, string> = {}): Promise<string> {
   const port = await freePort()
   const dataDir = mkdtempSync(join(tmpdir(), 'fastify-login-e2e-'))
-  const env = childEnv({ HOST: '127.0.0.1', PORT: String(port), DATA_DIR: dataDir, LOG_LEVEL: 'warn' })
+  const env = childEnv({ ...variables, HOST: '127.0.0.1', PORT: String(port), DATA_DIR: dataDir, LOG_LEVEL: 'warn' })
   delete env.SESSION_SECRET
   delete env.LOGIN_SECRET
   const child = spawn(process.execPath, [EXAMPLE_SERVER], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -82,6 +85,22 @@ async function cookieNames (context: BrowserContext): Promise<string[]> {
   return (await context.cookies()).map((cookie) => cookie.name).sort()
 }
 
+/** The logins the devices page lists, newest first: their ids, and which one is this device. */
+async function devicesOn (page: Page): Promise<Array<{ id: string, current: boolean }>> {
+  await page.goto('/devices')
+  return page.locator('li.device').evaluateAll((items) => items.map((item) => ({
+    id: item.getAttribute('data-login-id') ?? '',
+    current: item.querySelector('.badge')?.textContent === 'This device'
+  })))
+}
+
+/** This device's login id, from its devices page. */
+async function thisDevice (page: Page): Promise<string> {
+  const current = (await devicesOn(page)).filter((device) => device.current)
+  if (current.length !== 1 || current[0] === undefined) throw new Error(`${current.length} devices are marked as this one`)
+  return current[0].id
+}
+
 const chromiumPath = requireProgram(t, 'chromium', 'the browser tests')
 if (chromiumPath !== null) {
   const browser = await chromium.launch({
@@ -92,9 +111,9 @@ if (chromiumPath !== null) {
   t.teardown(() => browser.close())
   const base = await startExample(t)
 
-  /** A fresh browser context (its own cookies), closed after the test. */
-  async function newContext (t: Test, options: { viewport?: { width: number, height: number } } = {}): Promise<BrowserContext> {
-    const context = await browser.newContext({ baseURL: base, ...options })
+  /** A fresh browser context (its own cookies) on `server` (default: the shared one), closed after the test. */
+  async function newContext (t: Test, options: { viewport?: { width: number, height: number }, server?: string } = {}): Promise<BrowserContext> {
+    const context = await browser.newContext({ baseURL: options.server ?? base, viewport: options.viewport })
     t.teardown(() => context.close())
     return context
   }
@@ -284,5 +303,81 @@ if (chromiumPath !== null) {
       copyFileSync(login, join(ROOT, 'docs', 'login.png'))
       copyFileSync(profile, join(ROOT, 'docs', 'profile.png'))
     }
+  })
+
+  t.test('10. a device signed out from another browser is on the login page at its next navigation', async (t) => {
+    // Its own server, so that the devices page lists these two logins only.
+    const server = await startExample(t)
+    const laptop = await (await newContext(t, { server, viewport: { width: 900, height: 720 } })).newPage()
+    const phoneContext = await newContext(t, { server })
+    const phone = await phoneContext.newPage()
+    await logIn(phone, { remember: true })
+    await phone.waitForURL(`${server}/`)
+    await logIn(laptop)
+    await laptop.waitForURL(`${server}/`)
+    const phoneLogin = await thisDevice(phone)
+
+    const listed = await devicesOn(laptop)
+    t.equal(listed.length, 2)
+    t.same(listed.find((device) => device.id === phoneLogin), { id: phoneLogin, current: false })
+    mkdirSync(SCREENSHOTS, { recursive: true })
+    await laptop.screenshot({ path: join(SCREENSHOTS, 'devices.png') })
+    if (process.env.UPDATE_DOCS_SCREENSHOTS === '1') copyFileSync(join(SCREENSHOTS, 'devices.png'), join(ROOT, 'docs', 'devices.png'))
+
+    await laptop.locator(`li[data-login-id="${phoneLogin}"]`).getByRole('button', { name: 'Sign out' }).click()
+    await laptop.waitForURL(`${server}/devices`)
+    await t.resolves(laptop.getByText('The device was signed out.').waitFor())
+    t.same((await devicesOn(laptop)).map((device) => device.current), [true], 'only the laptop is left')
+
+    await phone.goto('/profile')
+    t.equal(where(phone), '/login?next=%2Fprofile', 'the phone is logged out')
+    t.notOk((await cookieNames(phoneContext)).includes('remember_token'), 'its remember cookie is cleared')
+  })
+
+  t.test('11. a remember-me restore in a restarted browser is the same device, not a new one', async (t) => {
+    const first = await newContext(t)
+    const page = await first.newPage()
+    await logIn(page, { remember: true })
+    await page.waitForURL(`${base}/`)
+    const before = await devicesOn(page)
+    const login = await thisDevice(page)
+
+    const restarted = await restartBrowser(browser, first, base)
+    t.teardown(() => restarted.close())
+    const again = await restarted.newPage()
+    await again.goto('/profile')
+    t.match(await again.locator('#login-state').textContent(), 'not fresh', 'restored by the remember cookie')
+    const after = await devicesOn(again)
+    t.equal(after.length, before.length, 'as many devices as before')
+    t.equal(await thisDevice(again), login, 'this device is the login made before the restart')
+    t.match(await again.locator(`li[data-login-id="${login}"]`).textContent(), /Remember me\s*yes, until/)
+  })
+
+  t.test('12. IDLE_TIMEOUT: the login ends after the idle time; remember me restores it, not fresh', async (t) => {
+    const server = await startExample(t, { IDLE_TIMEOUT: '2' })
+    const plain = await (await newContext(t, { server })).newPage()
+    const remembered = await (await newContext(t, { server })).newPage()
+    await logIn(plain)
+    await plain.waitForURL(`${server}/`)
+    await logIn(remembered, { remember: true })
+    await remembered.waitForURL(`${server}/`)
+    await plain.goto('/profile')
+    t.equal(where(plain), '/profile', 'logged in before the idle time')
+
+    await sleep(3200) // 2 s idle, and more
+
+    await plain.goto('/profile')
+    t.equal(where(plain), '/login?next=%2Fprofile')
+    await t.resolves(plain.getByText(EXPIRED).waitFor(), 'the login page says the session has expired')
+
+    await remembered.goto('/profile')
+    t.equal(where(remembered), '/profile', 'the remember cookie logged the browser back in')
+    t.match(await remembered.locator('#login-state').textContent(), 'not fresh')
+    t.notOk(await remembered.getByText(EXPIRED).isVisible(), 'without the expired message')
+    await remembered.goto('/settings')
+    t.equal(where(remembered), '/reauthenticate?next=%2Fsettings', 'the settings page asks for the password again')
+    await remembered.getByLabel('Password').fill(PASSWORD)
+    await remembered.getByRole('button', { name: 'Confirm' }).click()
+    await remembered.waitForURL(`${server}/settings`)
   })
 }

@@ -1,6 +1,6 @@
-// Several instances, one login (issue 5): the example application as
+// Several instances, one login (issues 5 and 12): the example application as
 // separate processes (`node dist/example/server.js`) sharing one real Redis for
-// sessions and one SQLite file for users, driven over HTTP with fetch.
+// sessions and logins and one SQLite file for users, driven over HTTP with fetch.
 // Redis is started here on a free port, without persistence, in a temporary
 // folder; without `redis-server` the tests are skipped (and fail under CI).
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -9,6 +9,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
+import { createClient } from 'redis'
 import t, { type Test } from 'tap'
 import { EXAMPLE_SERVER } from './example-build.js' // first: it stops here if the build is missing or stale
 import { childEnv } from './child-env.js'
@@ -130,6 +131,17 @@ async function profile (browser: Browser, instance: Instance): Promise<ProfileVi
 /** Sent to the login page: what an anonymous visitor of /profile gets. */
 const ANONYMOUS = { status: 302, user: null, fresh: null, remembered: null }
 
+/** The logins /devices lists to this browser on `instance`: their ids, and which one is this browser's. */
+async function devices (browser: Browser, instance: Instance): Promise<Array<{ id: string, current: boolean }>> {
+  const response = await browser.request(instance.base, '/devices')
+  const page = await response.text()
+  if (response.status !== 200) throw new Error(`/devices on ${instance.name} answered ${response.status}`)
+  return page.split('<li class="card device"').slice(1).map((item) => ({
+    id: /data-login-id="([^"]+)"/.exec(item)?.[1] ?? '',
+    current: item.slice(0, item.indexOf('</li>')).includes('This device')
+  }))
+}
+
 /** The username /api/me answers with the browser's session; null for a 401. */
 async function apiMe (browser: Browser, instance: Instance): Promise<{ status: number, username: string | null }> {
   const response = await browser.request(instance.base, '/api/me', { accept: 'application/json' })
@@ -221,6 +233,42 @@ if (requireProgram(t, 'redis-server', 'the several-instances tests') !== null) {
     t.same(await profile(phoneRememberOnly, b), ANONYMOUS, 'the remember cookie alone, on B')
     t.notOk(phoneRememberOnly.cookies.has(REMEMBER_COOKIE))
     t.same(await profile(laptop, b), { status: 200, user: username, fresh: true, remembered: true }, 'the browser that changed it stays logged in, on B too')
+  })
+
+  t.test('logins are in Redis: a device signed out on A is anonymous on B at its next request', async (t) => {
+    const username = 'user2'
+    const laptop = new Browser(BROWSER)
+    await logIn(laptop, a, { username })
+    const phone = new Browser(OTHER_BROWSER)
+    await logIn(phone, b, { username, remember: true })
+    const phoneRememberOnly = phone.copy()
+    phoneRememberOnly.cookies.delete(SESSION_COOKIE)
+
+    const onA = await devices(laptop, a)
+    t.same(await devices(laptop, b), onA, 'both instances list the same logins')
+    t.equal(onA.length, 2)
+    const laptopLogin = onA.find((device) => device.current)?.id ?? ''
+    const phoneLogin = onA.find((device) => !device.current)?.id ?? ''
+    t.same(await devices(phone, b), [{ id: phoneLogin, current: true }, { id: laptopLogin, current: false }], 'the phone sees itself on B')
+
+    // The records are Redis hashes (fastify-login/redis's layout under the
+    // example's prefix); the SQLite file has no logins table.
+    const redisClient = await createClient({ url: redis.url }).connect()
+    t.teardown(() => redisClient.close())
+    const keyOf = (id: string): string => `fastify-login-example:{${id.slice(0, 8)}}:login:${id}`
+    t.equal(await redisClient.exists([keyOf(laptopLogin), keyOf(phoneLogin)]), 2, 'both logins are in Redis')
+    const sqlite = keepAlive(new Database(join(dataDir, 'example.sqlite'), { readonly: true }))
+    t.teardown(() => sqlite.close())
+    t.same(keepAlive(sqlite.prepare("SELECT count(*) AS count FROM sqlite_master WHERE name = 'logins'")).get(), { count: 0 })
+
+    const signOut = await submit(laptop, a, '/devices', '/devices', { action: 'sign-out', loginId: phoneLogin })
+    t.equal(signOut.status, 303)
+    t.equal(await redisClient.exists(keyOf(phoneLogin)), 0, 'the record left Redis')
+
+    t.same(await profile(phone, b), ANONYMOUS, 'the phone on B')
+    t.notOk(phone.cookies.has(REMEMBER_COOKIE), 'its remember cookie is cleared')
+    t.same(await profile(phoneRememberOnly, a), ANONYMOUS, 'its remember cookie alone, on A')
+    t.same(await devices(laptop, b), [{ id: laptopLogin, current: true }], 'the laptop is the only device left, on B too')
   })
 
   t.test('basic session protection: another client makes the login not fresh, on either instance', async (t) => {
@@ -382,8 +430,11 @@ if (requireProgram(t, 'redis-server', 'the several-instances tests') !== null) {
 
       // Redis kept nothing: the sessions from before are gone...
       t.same(await profile(user.copy(), a), ANONYMOUS, 'a session from before the outage is gone')
-      // ...but a remember cookie (signed, not stored) logs its browser back in.
-      t.same(await profile(rememberOnly.copy(), a), { status: 200, user: 'demo', fresh: false, remembered: true }, 'a remember cookie restores the login')
+      // ...and so are the login records, which remember cookies name: they
+      // log nobody in any more (with persistence, both would have survived).
+      const cookieOnly = rememberOnly.copy()
+      t.same(await profile(cookieOnly, a), ANONYMOUS, 'a remember cookie from before the outage logs nobody in')
+      t.notOk(cookieOnly.cookies.has(REMEMBER_COOKIE), 'and is cleared')
     })
 
     for (const instance of instances) {
