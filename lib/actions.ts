@@ -103,10 +103,12 @@ export function createActions (context: LoginContext): Actions {
   // fails changes nothing), so copies of the cookies are worth nothing. A
   // remember cookie of another login of this user goes too.
   async function endRecords (request: FastifyRequest, state: LoginState, records: LoginRecords, reason: LoginRevokedReason): Promise<void> {
-    const loginId = sessionOf(request)?.get(KEY_LOGIN_ID) ?? state.loginId
+    const session = sessionOf(request)
+    // The login this request loaded, or (on a route that loads none) the session's.
+    const loginId = state.loginId ?? session?.get(KEY_LOGIN_ID)
     if (typeof loginId === 'string') await records.end(request, loginId, reason)
     const token = storeTokenOf(context, state)
-    const userId = sessionOf(request)?.get(KEY_USER_ID)
+    const userId = session?.get(KEY_USER_ID)
     if (token === null || token.loginId === loginId || typeof userId !== 'string') return
     if (await records.own(token.loginId, userId) !== null) await records.end(request, token.loginId, reason)
   }
@@ -132,24 +134,24 @@ export function createActions (context: LoginContext): Actions {
     return stateOf(this)?.loginId ?? null
   }
 
-  /** The id of the current user when one is logged in (a requestLoader's user too). */
-  function currentUserId (request: FastifyRequest): string | null {
+  /** The request's state and its user's id, when a user is logged in (a requestLoader's user too). */
+  function loggedIn (request: FastifyRequest): { state: LoginState, userId: string } | null {
     const state = stateOf(request)
-    if (state?.authenticated !== true || state.user === null) return null
-    return userIdOf(config, state.user as LoginUser)
+    if (state?.authenticated !== true) return null
+    return { state, userId: userIdOf(config, state.user as LoginUser) }
   }
 
   async function listLogins (this: FastifyRequest): Promise<LoginInfo[]> {
     const store = requireRecords()
-    const userId = currentUserId(this)
-    return userId === null ? [] : store.list(userId, stateOf(this)?.loginId ?? null)
+    const current = loggedIn(this)
+    return current === null ? [] : store.list(current.userId, current.state.loginId)
   }
 
   async function revokeLogin (this: FastifyRequest, id: string): Promise<boolean> {
     const store = requireRecords()
-    const userId = currentUserId(this)
-    if (userId === null || typeof id !== 'string') return false
-    const state = ensureState(context, this)
+    const current = loggedIn(this)
+    if (current === null || typeof id !== 'string') return false
+    const { state, userId } = current
     if (id === state.loginId) {
       // This request's own login: logged out here as logoutUser does.
       await endRecords(this, state, store, 'revoked')
@@ -162,8 +164,8 @@ export function createActions (context: LoginContext): Actions {
 
   async function revokeOtherLogins (this: FastifyRequest): Promise<number> {
     const store = requireRecords()
-    const userId = currentUserId(this)
-    return userId === null ? 0 : store.revokeAll(this, userId, stateOf(this)?.loginId ?? null)
+    const current = loggedIn(this)
+    return current === null ? 0 : store.revokeAll(this, current.userId, current.state.loginId)
   }
 
   async function confirmLogin (this: FastifyRequest): Promise<void> {

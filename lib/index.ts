@@ -186,8 +186,9 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
     const state = stateOf(request)!
     if (isStoreCookie(state.cookie!)) {
       // The record's own expiry follows at its next activity write (within a minute).
+      // Only the cookie of this request's login (only a remembered login has one).
       const record = state.record
-      if (record === null || !record.remembered || storeTokenOf(context, state)?.loginId !== record.id) return
+      if (record === null || storeTokenOf(context, state)?.loginId !== record.id) return
       const expires = Math.floor(Date.now() / 1000) + Math.ceil(record.rememberSeconds)
       setRememberCookie(config, request, reply, state.cookie!, Math.ceil(record.rememberSeconds), expires)
       return

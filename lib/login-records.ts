@@ -59,7 +59,7 @@ async function call<T> (operation: () => Promise<T>): Promise<T> {
 
 function clientOf (request: FastifyRequest): { ip: string, userAgent: string } {
   const userAgent = request.headers['user-agent'] ?? ''
-  return { ip: request.ip ?? '', userAgent: userAgent.length > MAX_USER_AGENT_LENGTH ? userAgent.slice(0, MAX_USER_AGENT_LENGTH) : userAgent }
+  return { ip: request.ip, userAgent: userAgent.length > MAX_USER_AGENT_LENGTH ? userAgent.slice(0, MAX_USER_AGENT_LENGTH) : userAgent }
 }
 
 export class LoginRecords {

@@ -90,8 +90,8 @@ export class RememberCodec {
   }
 
   /** The login and rotation a store cookie names, or `null` when it is malformed or forged (no store read needed). */
-  verifyStore (value: unknown): StoreToken | null {
-    if (typeof value !== 'string' || value.length > MAX_COOKIE_LENGTH) return null
+  verifyStore (value: string): StoreToken | null {
+    if (value.length > MAX_COOKIE_LENGTH) return null
     const parts = value.split('.')
     if (parts.length !== 4 || parts[0] !== STORE_FORMAT) return null
     const [, loginId, rotationText, validatorText] = parts as [string, string, string, string]

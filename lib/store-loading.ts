@@ -63,9 +63,11 @@ async function loadStored (context: LoginContext, request: FastifyRequest, state
       const token = tokenOf(context, state)
       if (token !== null) {
         await fromCookie(context, request, state, session, token)
-        // A cookie from before the store: this login gets its record, and a store cookie.
-        if (state.source === 'remember' && session !== null) {
-          await addRecord(context, records, request, state, sessionOf(request) ?? session, token.userId, { seconds: token.duration, expiresAt: token.expires * 1000 })
+        // A cookie from before the store: this login gets its record, and a store
+        // cookie (in the session the restore rotated to; without one, nothing is kept).
+        const restored = sessionOf(request)
+        if (state.source === 'remember' && restored !== null) {
+          await addRecord(context, records, request, state, restored, token.userId, { seconds: token.duration, expiresAt: token.expires * 1000 })
         }
         return
       }
@@ -117,7 +119,8 @@ async function addRecord (
   context: LoginContext, records: LoginRecords, request: FastifyRequest, state: LoginState, session: SessionLike,
   userId: string, remember: { seconds: number, expiresAt: number } | null
 ): Promise<void> {
-  const version = state.user === null ? undefined : versionOf(context.config, state.user as LoginUser)
+  // Called once the login is authenticated: its user is loaded.
+  const version = versionOf(context.config, state.user as LoginUser)
   const { record, cookie } = await records.create(request, userId, remember, context.codec.versionTag(userId, version))
   session.set(KEY_LOGIN_ID, record.id)
   state.loginId = record.id
@@ -140,14 +143,13 @@ async function fromStoreCookie (context: LoginContext, records: LoginRecords, re
   if (check.kind === 'theft') return caughtTheft(records, request, state, check.record)
   const { record } = check
   const user = await callUserLoader(context, request, record.userId)
-  const version = user === null || user === undefined ? undefined : versionOf(config, user)
-  if (user === null || user === undefined || codec.versionTag(record.userId, version) !== record.versionTag) {
-    // The user is gone, or its credentials changed: so is this login.
-    await records.end(request, record.id, 'revoked')
-    dropLogin(context, request, state, null)
-    return true
-  }
-  const rotation = await records.rotate(request, check, token)
+  // The user is gone, or its credentials changed: so is this login.
+  if (user === null || user === undefined) return endedLogin(context, records, request, state, record)
+  const version = versionOf(config, user)
+  if (codec.versionTag(record.userId, version) !== record.versionTag) return endedLogin(context, records, request, state, record)
+  // Without a session (a route outside the session cookie's path) nothing keeps
+  // the login: the cookie is accepted as it is, and rotated where it is kept.
+  const rotation = session === null ? { kind: 'rotated', record, cookie: null } as const : await records.rotate(request, check, token)
   if (rotation.kind === 'gone') {
     dropLogin(context, request, state, null)
     return true
@@ -166,6 +168,12 @@ async function fromStoreCookie (context: LoginContext, records: LoginRecords, re
   becomeUser(state, user)
   state.source = 'remember'
   if (events.wanted('userLoadedFromCookie')) events.emit('userLoadedFromCookie', { request, user })
+  return true
+}
+
+async function endedLogin (context: LoginContext, records: LoginRecords, request: FastifyRequest, state: LoginState, record: LoginRecord): Promise<boolean> {
+  await records.end(request, record.id, 'revoked')
+  dropLogin(context, request, state, null)
   return true
 }
 

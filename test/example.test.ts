@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import Database from 'better-sqlite3'
 import t, { type Test } from 'tap'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
-import './example-build.js'
+
 import { buildApp, type AppOptions } from '../dist/example/app.js'
 import { configFromEnv } from '../dist/example/config.js'
 import { describeUserAgent } from '../dist/example/user-agent.js'

@@ -335,6 +335,25 @@ t.test('the final config.login, whichever onRoute hook set it', async (t) => {
     t.same(seen, ['own', '/audited'])
   })
 
+  t.test('an onRequest list a later hook reads and assigns back keeps the guard first, once', async (t) => {
+    const app = await sessionApp()
+    await app.register(fastifyLogin, loginOptions())
+    const seen: string[] = []
+    app.addHook('onRoute', (route: RouteOptions) => {
+      if (route.url !== '/listed') return
+      // The list as Fastify would see it now (the guard first), extended and assigned back.
+      const existing = route.onRequest === undefined ? [] : [route.onRequest].flat()
+      route.onRequest = [...existing, async () => { seen.push('added') }]
+    })
+    app.get('/listed', { config: { login: 'required' }, onRequest: [async () => { seen.push('own') }] }, async () => 'listed')
+    addLoginRoute(app)
+    t.equal((await app.inject('/listed')).statusCode, 401)
+    t.same(seen, [], 'no hook ran for an anonymous request')
+    const jar = await loggedIn(app)
+    t.equal((await jar.inject('/listed')).body, 'listed')
+    t.same(seen, ['own', 'added'], 'each hook once, behind the one guard')
+  })
+
   t.test('an invalid config.login from a later hook fails ready() with FST_LOGIN_INVALID_OPTION', async (t) => {
     const app = await sessionApp()
     await app.register(fastifyLogin, loginOptions())

@@ -5,7 +5,7 @@ import t from 'tap'
 import { AssertionError } from 'node:assert'
 import { MemoryLoginStore, type LoginRecord } from '../lib/index.js'
 import { testLoginStore } from '../lib/testing.js'
-import { CookieJar, LOGIN_SECRET } from './helpers.js'
+import { buildApp, CookieJar, LOGIN_SECRET, makeUsers } from './helpers.js'
 import { buildStoreApp, ControlledStore, useClock } from './store-helpers.js'
 
 const COOKIE = 'remember_token'
@@ -170,4 +170,182 @@ t.test('testLoginStore reports a store that throws something other than an Error
   })).then(() => null, (caught: unknown) => caught)
   t.ok(error instanceof AssertionError)
   t.match((error as Error).message, /a string/)
+})
+
+t.test('a route outside the session cookie\'s path: a store cookie is accepted without a rotation, and logout there ends the login', async (t) => {
+  const { app, store } = await buildStoreApp({ session: { cookie: { secure: false, path: '/app' } } })
+  t.teardown(() => app.close())
+  app.post('/app/login', { config: { login: 'optional' } }, async (request) => ({ ok: await request.loginUser({ id: '1', name: 'Ann' }, { remember: true }) }))
+  app.get('/app/me', { config: { login: 'optional' } }, async (request) => ({ authenticated: request.isAuthenticated() }))
+  app.get('/other/me', { config: { login: 'optional' } }, async (request) => ({ authenticated: request.isAuthenticated(), loginId: request.loginId }))
+  app.post('/other/logout', { config: { login: 'optional' } }, async (request) => ({ ok: await request.logoutUser() }))
+  const jar = new CookieJar(app)
+  await jar.inject({ method: 'POST', url: '/app/login' })
+  const cookie = jar.get(COOKIE)!
+  store.reset()
+  const outside = await app.inject({ url: '/other/me', headers: { cookie: `${COOKIE}=${cookie}` } })
+  t.match(outside.json(), { authenticated: true, loginId: cookie.split('.')[1] })
+  t.notOk(outside.cookies.some((item) => item.name === COOKIE), 'no new cookie')
+  t.equal(store.calls.update, 0, 'no rotation written')
+  await app.inject({ method: 'POST', url: '/other/logout', headers: { cookie: `${COOKIE}=${cookie}` } })
+  t.same(await store.inner.list('1'), [], 'the login ended')
+  t.equal((await jar.inject('/app/me')).json().authenticated, false, 'its session too')
+})
+
+t.test('a cookie from before the store on a route without a session restores, and keeps no record', async (t) => {
+  const before = await buildApp({ session: { cookie: { secure: false, path: '/app' } } })
+  before.app.post('/app/login', { config: { login: 'optional' } }, async (request) => ({ ok: await request.loginUser({ id: '1' }, { remember: true }) }))
+  const login = await before.app.inject({ method: 'POST', url: '/app/login' })
+  const v1 = login.cookies.find((item) => item.name === COOKIE)!.value
+  await before.app.close()
+  const { app, store } = await buildStoreApp({ session: { cookie: { secure: false, path: '/app' } } })
+  t.teardown(() => app.close())
+  app.get('/other/me', { config: { login: 'optional' } }, async (request) => ({ authenticated: request.isAuthenticated() }))
+  t.same((await app.inject({ url: '/other/me', headers: { cookie: `${COOKIE}=${v1}` } })).json(), { authenticated: true })
+  t.equal(store.calls.create, 0)
+})
+
+t.test('logout on a route that loads no user still ends the session\'s login', async (t) => {
+  const { app, store } = await buildStoreApp()
+  t.teardown(() => app.close())
+  app.post('/quiet-logout', { config: { login: false } }, async (request) => ({ ok: await request.logoutUser() }))
+  const jar = new CookieJar(app)
+  await jar.inject({ method: 'POST', url: '/login/1' })
+  const copy = jar.clone()
+  await jar.inject({ method: 'POST', url: '/quiet-logout' })
+  t.same(await store.inner.list('1'), [])
+  t.equal((await copy.inject('/')).json().authenticated, false)
+})
+
+t.test('refreshEachRequest re-issues only the cookie of the request\'s own remembered login', async (t) => {
+  const { app } = await buildStoreApp({ login: { remember: { refreshEachRequest: true } } })
+  t.teardown(() => app.close())
+  const remembered = new CookieJar(app)
+  await remembered.inject({ method: 'POST', url: '/login/1?remember=1' })
+  const cookie = remembered.get(COOKIE)!
+  const plain = new CookieJar(app)
+  await plain.inject({ method: 'POST', url: '/login/1' })
+  plain.set(COOKIE, cookie)
+  const other = await plain.inject('/')
+  t.equal(other.json().user, 'Ann')
+  t.notOk(other.cookies.some((item) => item.name === COOKIE), 'the cookie of another login: not re-issued')
+  // An app that loads users by request only never restores a remember cookie, nor re-issues one.
+  const byRequest = await buildStoreApp({
+    store: new ControlledStore(),
+    login: {
+      userLoader: undefined,
+      remember: { refreshEachRequest: true },
+      requestLoader: (request) => request.headers['x-api-key'] === 'key-of-ann' ? { id: '1', name: 'Ann' } : null
+    }
+  })
+  t.teardown(() => byRequest.app.close())
+  const byKey = await byRequest.app.inject({ url: '/', headers: { 'x-api-key': 'key-of-ann', cookie: `${COOKIE}=${cookie}` } })
+  t.equal(byKey.json().user, 'Ann')
+  t.notOk(byKey.cookies.some((item) => item.name === COOKIE), 'a user from the request loader: the cookie is left alone')
+})
+
+t.test('a long User-Agent is cut to 512 characters in the record', async (t) => {
+  const { app, store } = await buildStoreApp()
+  t.teardown(() => app.close())
+  await app.inject({ method: 'POST', url: '/login/1', headers: { 'user-agent': 'A'.repeat(2000) } })
+  const [record] = await store.inner.list('1')
+  t.equal(record!.userAgent, 'A'.repeat(512))
+})
+
+t.test('logins made in the same millisecond are listed in a stable order', async (t) => {
+  const store = new MemoryLoginStore()
+  const { app } = await buildStoreApp({ store: new ControlledStore(store) })
+  t.teardown(() => app.close())
+  const now = Date.now()
+  const ids = ['BBBBBBBBBBBBBBBBBBBBBBBB', 'AAAAAAAAAAAAAAAAAAAAAAAA', 'CCCCCCCCCCCCCCCCCCCCCCCC']
+  for (const id of ids) {
+    await store.create({ id, userId: '1', createdAt: now, lastSeenAt: now, expiresAt: now + 60_000, ip: '', userAgent: '', remembered: false, rememberSeconds: 0, rotation: 0, rotatedAt: 0, validatorHash: '', versionTag: '' })
+  }
+  t.same((await app.loginManager.listLogins('1')).map((login) => login.id), [...ids].sort())
+})
+
+t.test('with a store, a userLoader that fails fails the request, and a requestLoader still works', async (t) => {
+  let failing = false
+  const { app, store } = await buildStoreApp({
+    login: {
+      userLoader: async (id: string) => {
+        if (failing) throw new Error('database down')
+        return id === '1' ? { id: '1', name: 'Ann' } : null
+      },
+      requestLoader: (request) => request.headers['x-api-key'] === 'key-of-bob' ? { id: '2', name: 'Bob' } : null
+    }
+  })
+  t.teardown(() => app.close())
+  const jar = new CookieJar(app)
+  await jar.inject({ method: 'POST', url: '/login/1' })
+  failing = true
+  t.equal((await jar.inject('/')).statusCode, 500)
+  failing = false
+  store.reset()
+  t.equal((await app.inject({ url: '/', headers: { 'x-api-key': 'key-of-bob' } })).json().user, 'Bob')
+  t.equal(store.total, 0, 'a requestLoader\'s user costs no store call')
+})
+
+t.test('logins from before the store: with a remember cookie of the same user the record is remembered, of another user not', async (t) => {
+  const sessions = new Map<string, unknown>()
+  const sessionStore = {
+    get (id: string, callback: (error: null, session?: unknown) => void) { callback(null, sessions.get(id)) },
+    set (id: string, session: unknown, callback: (error?: null) => void) { sessions.set(id, JSON.parse(JSON.stringify(session))); callback() },
+    destroy (id: string, callback: (error?: null) => void) { sessions.delete(id); callback() }
+  }
+  const before = await buildApp({ session: { store: sessionStore } })
+  const ann = new CookieJar(before.app)
+  await ann.inject({ method: 'POST', url: '/login/1?remember=1' })
+  const bob = new CookieJar(before.app)
+  await bob.inject({ method: 'POST', url: '/login/2?remember=1' })
+  await before.app.close()
+  const { app, store } = await buildStoreApp({ session: { store: sessionStore } })
+  t.teardown(() => app.close())
+  const moved = (jar: CookieJar): CookieJar => {
+    const copy = new CookieJar(app)
+    for (const [name, cookie] of jar.cookies) copy.cookies.set(name, { ...cookie })
+    return copy
+  }
+  const annAfter = moved(ann)
+  t.equal((await annAfter.inject('/')).json().user, 'Ann')
+  t.equal((await store.inner.list('1'))[0]!.remembered, true)
+  t.match(annAfter.get(COOKIE), /^v2\./, 'and given a store cookie')
+  const mixed = moved(ann)
+  mixed.set(COOKIE, bob.get(COOKIE)!)
+  await store.inner.delete((await store.inner.list('1'))[0]!.id)
+  const sessionOnly = await buildApp({ session: { store: sessionStore } })
+  const fresh = new CookieJar(sessionOnly.app)
+  await fresh.inject({ method: 'POST', url: '/login/1' })
+  await sessionOnly.app.close()
+  const annWithBobsCookie = moved(fresh)
+  annWithBobsCookie.set(COOKIE, bob.get(COOKIE)!)
+  t.equal((await annWithBobsCookie.inject('/')).json().user, 'Ann')
+  t.equal((await store.inner.list('1'))[0]!.remembered, false, 'another user\'s cookie makes no remembered login of Ann\'s')
+})
+
+t.test('a store-cookie restore with regenerateSession false keeps the session id and drops old login keys', async (t) => {
+  const { app } = await buildStoreApp({ login: { regenerateSession: false } })
+  t.teardown(() => app.close())
+  const jar = new CookieJar(app)
+  await jar.inject({ method: 'POST', url: '/login/1?remember=1' })
+  jar.restartBrowser()
+  await jar.inject('/devices')
+  const session = jar.get('sessionId')
+  t.equal((await jar.inject('/')).json().user, 'Ann')
+  jar.restartBrowser()
+  const restored = await jar.inject('/')
+  t.equal(restored.json().user, 'Ann')
+  t.not(session, undefined)
+})
+
+t.test('a restore whose user is gone ends the login', async (t) => {
+  const users = makeUsers()
+  const { app, store } = await buildStoreApp({ users })
+  t.teardown(() => app.close())
+  const jar = new CookieJar(app)
+  await jar.inject({ method: 'POST', url: '/login/2?remember=1' })
+  jar.restartBrowser()
+  users.delete('2')
+  t.equal((await jar.inject('/')).json().authenticated, false)
+  t.same(await store.inner.list('2'), [])
 })

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { createClient } from 'redis'
 import t, { type Test } from 'tap'
-import { EXAMPLE_SERVER } from './example-build.js' // first: it stops here if the build is missing or stale
+import { EXAMPLE_SERVER } from './example-build.js'
 import { childEnv } from './child-env.js'
 import { freePort } from './free-port.js'
 import { Browser } from './fetch-browser.js'
