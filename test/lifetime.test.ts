@@ -131,14 +131,14 @@ t.test('options', async (t) => {
 
 t.test('idleTimeout', async (t) => {
   t.test('keeps a login with requests closer together than the timeout, and ends it after a longer gap', async (t) => {
-    const { jar, expired } = await setup(t, { login: { idleTimeout: 0.6 } })
+    const { jar, expired } = await setup(t, { login: { idleTimeout: 1 } })
     await logIn(jar)
-    // 1.2 s in all, twice the timeout, in gaps of 0.15 s.
-    for (let step = 0; step < 8; step++) {
+    // 1.5 s in all, longer than the timeout, in gaps of 0.15 s.
+    for (let step = 0; step < 10; step++) {
       await sleep(150)
       t.equal((await state(jar)).authenticated, true, `still logged in after ${(step + 1) * 150} ms`)
     }
-    await sleep(1000)
+    await sleep(1600)
     t.same(await state(jar), { authenticated: false, fresh: false, remembered: false, expired: 'idle' })
     t.same(expired, [{ url: '/state', userId: '1', reason: 'idle' }])
     t.same(await state(jar), { authenticated: false, fresh: false, remembered: false, expired: null }, 'the next request is simply anonymous')
@@ -171,13 +171,13 @@ t.test('idleTimeout', async (t) => {
 
 t.test('absoluteTimeout', async (t) => {
   t.test('ends a login a fixed time after loginUser, however active', async (t) => {
-    const { jar, expired } = await setup(t, { login: { absoluteTimeout: 0.8 } })
+    const { jar, expired } = await setup(t, { login: { absoluteTimeout: 1.5 } })
     await logIn(jar)
     for (let step = 0; step < 3; step++) {
       await sleep(100)
       t.equal((await state(jar)).authenticated, true, `still logged in after ${(step + 1) * 100} ms`)
     }
-    await sleep(800)
+    await sleep(1600)
     t.equal((await state(jar)).expired, 'absolute')
     t.same(expired, [{ url: '/state', userId: '1', reason: 'absolute' }])
   })
@@ -209,11 +209,11 @@ t.test('with both timeouts the reason is the one that ended the login first', as
 
 t.test('a valid remember cookie restores a new login that is not fresh', async (t) => {
   t.test('after idle expiry', async (t) => {
-    const { app, jar, expired } = await setup(t, { login: { idleTimeout: 0.3 } })
+    const { app, jar, expired } = await setup(t, { login: { idleTimeout: 1 } })
     const restored: string[] = []
     app.loginManager.on('userLoadedFromCookie', ({ request }) => { restored.push(request.url) })
     await logIn(jar, '?remember=1')
-    await sleep(700)
+    await sleep(1500)
     t.same(await state(jar), { authenticated: true, fresh: false, remembered: true, expired: 'idle' })
     t.same(expired.map((event) => event.reason), ['idle'])
     t.same(restored, ['/state'])
@@ -222,10 +222,10 @@ t.test('a valid remember cookie restores a new login that is not fresh', async (
   })
 
   t.test('after absolute expiry, the restore starting a new absolute period', async (t) => {
-    const { jar, expired } = await setup(t, { login: { absoluteTimeout: 0.5 } })
+    const { jar, expired } = await setup(t, { login: { absoluteTimeout: 1 } })
     await logIn(jar, '?remember=1')
     const firstLoginAt = (await peek(jar))._login_at as number
-    await sleep(800)
+    await sleep(1300)
     const before = Date.now()
     t.equal((await state(jar)).expired, 'absolute')
     const loginAt = (await peek(jar))._login_at as number
@@ -405,23 +405,23 @@ t.test('a login from before a timeout was turned on has no timestamp and counts 
 
 t.test('@fastify/secure-session', async (t) => {
   t.test('idle and absolute expiry, with the login keys removed from the cookie', async (t) => {
-    for (const [login, reason] of [[{ idleTimeout: 0.2 }, 'idle'], [{ absoluteTimeout: 0.2 }, 'absolute']] as const) {
+    for (const [login, reason] of [[{ idleTimeout: 0.6 }, 'idle'], [{ absoluteTimeout: 0.6 }, 'absolute']] as const) {
       const { jar } = await setup(t, { sessionPlugin: 'secure-session', login })
       await logIn(jar)
       await jar.inject({ method: 'POST', url: '/cart' })
       t.equal((await state(jar)).authenticated, true)
-      await sleep(500)
+      await sleep(1000)
       t.equal((await state(jar)).expired, reason)
       t.same(await peek(jar), { cart: ['apples'] }, `${reason}: the re-sent cookie holds no login`)
     }
   })
 
   t.test('an old copy of the cookie cannot outlive the idle timeout of its own activity time', async (t) => {
-    // Interval 30 ms: the copy taken at login is replayed after later activity kept the login alive.
-    const { jar } = await setup(t, { sessionPlugin: 'secure-session', login: { idleTimeout: 0.3 } })
+    // Interval 0.1 s: the copy taken at login is replayed after later activity kept the login alive.
+    const { jar } = await setup(t, { sessionPlugin: 'secure-session', login: { idleTimeout: 1 } })
     await logIn(jar)
     const copy = jar.clone()
-    for (let step = 0; step < 6; step++) {
+    for (let step = 0; step < 13; step++) {
       await sleep(100)
       t.equal((await state(jar)).authenticated, true)
     }
@@ -432,10 +432,10 @@ t.test('@fastify/secure-session', async (t) => {
 
 t.test('together with the other options', async (t) => {
   t.test('freshMaxAge: the login stays, not fresh, until idle', async (t) => {
-    const { jar } = await setup(t, { login: { freshMaxAge: 0.2, idleTimeout: 1 } })
+    const { jar } = await setup(t, { login: { freshMaxAge: 0.6, idleTimeout: 3 } })
     await logIn(jar)
     t.equal((await state(jar)).fresh, true)
-    await sleep(400)
+    await sleep(1000)
     t.same(await state(jar), { authenticated: true, fresh: false, remembered: false, expired: null })
   })
 
