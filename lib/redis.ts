@@ -92,15 +92,17 @@ function toFields (record: LoginRecordChanges | LoginRecordExpected | LoginRecor
   return fields
 }
 
-/** A record from HGETALL's answer (an object, a Map, or a flat array from a script); `null` when it is not a whole record. */
-function toRecord (id: string, reply: unknown): LoginRecord | null {
+/**
+ * A record from HGETALL's answer: a flat array (from a script), an object
+ * (node-redis), or a Map (a client that maps RESP3 maps to Maps); `null` when
+ * it is not a whole record.
+ */
+function toRecord (id: string, reply: unknown[] | object): LoginRecord | null {
   const map = new Map<string, string>()
   if (Array.isArray(reply)) {
     for (let index = 0; index + 1 < reply.length; index += 2) map.set(String(reply[index]), String(reply[index + 1]))
-  } else if (reply instanceof Map) {
-    for (const [name, value] of reply) map.set(String(name), String(value))
-  } else if (reply !== null && typeof reply === 'object') {
-    for (const [name, value] of Object.entries(reply)) map.set(name, String(value))
+  } else {
+    for (const [name, value] of reply instanceof Map ? reply : Object.entries(reply)) map.set(String(name), String(value))
   }
   const numbers: Partial<Record<typeof NUMBER_FIELDS[number], number>> = {}
   for (const name of NUMBER_FIELDS) {
@@ -154,7 +156,7 @@ export class RedisLoginStore implements LoginStore {
   async get (id: string): Promise<LoginRecord | null> {
     const tag = this.#tag(id)
     if (tag === null) return null
-    const record = toRecord(id, await this.#client.hGetAll(this.#recordKey(tag, id)))
+    const record = toRecord(id, await this.#client.hGetAll(this.#recordKey(tag, id)) as object)
     return record !== null && record.expiresAt > Date.now() ? record : null
   }
 
@@ -175,19 +177,18 @@ export class RedisLoginStore implements LoginStore {
   async delete (id: string): Promise<LoginRecord | null> {
     const tag = this.#tag(id)
     if (tag === null) return null
-    const fields = await this.#client.eval(DELETE, { keys: [this.#recordKey(tag, id), this.#indexKey(tag)], arguments: [id] })
+    const fields = await this.#client.eval(DELETE, { keys: [this.#recordKey(tag, id), this.#indexKey(tag)], arguments: [id] }) as unknown[]
     return toRecord(id, fields)
   }
 
   async list (userId: string): Promise<LoginRecord[]> {
     const tag = tagOf(userId)
     const now = Date.now()
-    const replies = await this.#client.eval(LIST, { keys: [this.#indexKey(tag)], arguments: [String(now), this.#recordKey(tag, '')] })
+    const replies = await this.#client.eval(LIST, { keys: [this.#indexKey(tag)], arguments: [String(now), this.#recordKey(tag, '')] }) as unknown[]
     const records: LoginRecord[] = []
-    if (!Array.isArray(replies)) return records
     // Pairs of an id and its fields; a tag may be shared by other users.
     for (let index = 0; index + 1 < replies.length; index += 2) {
-      const record = toRecord(String(replies[index]), replies[index + 1])
+      const record = toRecord(String(replies[index]), replies[index + 1] as unknown[])
       if (record !== null && record.userId === userId && record.expiresAt > now) records.push(record)
     }
     return records

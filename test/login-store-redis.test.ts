@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
-import { createClient } from 'redis'
+import { createClient, RESP_TYPES } from 'redis'
 import { testLoginStore } from '../lib/testing.js'
 import { RedisLoginStore } from '../lib/redis.js'
 import { CookieJar } from './helpers.js'
@@ -96,6 +96,37 @@ if (requireProgram(t, 'redis-server', 'the RedisLoginStore tests') !== null) {
   t.test('RedisLoginStore passes testLoginStore', async (t) => {
     const client = await connect(t, redis.url)
     await testLoginStore(() => new RedisLoginStore({ client, prefix: 'conformance:' }))
+  })
+
+  t.test('RedisLoginStore passes testLoginStore over RESP3 with maps as Maps too', async (t) => {
+    const client = createClient({ url: redis.url, RESP: 3, disableOfflineQueue: true })
+    client.on('error', () => {})
+    await client.connect()
+    t.teardown(() => client.close())
+    const mapped = client.withTypeMapping({ [RESP_TYPES.MAP]: Map })
+    t.ok(await mapped.hGetAll('no-such-key') instanceof Map, 'this client answers HGETALL with a Map')
+    await testLoginStore(() => new RedisLoginStore({ client: mapped, prefix: 'resp3:' }))
+  })
+
+  t.test('a damaged record in Redis reads as none; an update with nothing to change changes nothing', async (t) => {
+    const client = await connect(t, redis.url)
+    const store = new RedisLoginStore({ client, prefix: 'damaged:' })
+    const now = Date.now()
+    const record = { id: store.createId('1'), userId: '1', createdAt: now, lastSeenAt: now, expiresAt: now + 60_000, ip: '', userAgent: '', remembered: false, rememberSeconds: 0, rotation: 0, rotatedAt: 0, validatorHash: '', versionTag: '' }
+    const key = `damaged:{${record.id.slice(0, 8)}}:login:${record.id}`
+    await store.create(record)
+    t.equal(await store.update(record.id, { rotation: 0 }, {}), false, 'no changes')
+    t.equal(await store.update(record.id, { rotation: 0 }, { ip: undefined, userAgent: 'Other/1' }), true, 'an undefined change is left out')
+    t.equal((await store.get(record.id))?.ip, '', 'not written as "undefined"')
+    await client.hSet(key, 'remembered', 'maybe')
+    t.equal(await store.get(record.id), null, 'remembered neither 1 nor 0')
+    await client.hSet(key, 'remembered', '0')
+    await client.hSet(key, 'rotation', 'many')
+    t.equal(await store.get(record.id), null, 'a number that is not one')
+    await client.hSet(key, 'rotation', '0')
+    await client.hDel(key, 'versionTag')
+    t.equal(await store.get(record.id), null, 'a field missing')
+    t.same(await store.list('1'), [], 'not listed either')
   })
 
   t.test('every key of a user\'s logins shares one hash tag, and records expire in Redis with the login', async (t) => {

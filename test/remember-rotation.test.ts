@@ -158,7 +158,8 @@ t.test('forged, truncated or garbage store cookies: anonymous and cleared, with 
     `v3.${loginId}.0.${validator}`,
     'garbage',
     '',
-    `v2.${loginId}.0.${validator}`.slice(0, 40)
+    `v2.${loginId}.0.${validator}`.slice(0, 40),
+    `v2.${loginId}.0.${validator}${'A'.repeat(5000)}`
   ]
   store.reset()
   loaded.length = 0
