@@ -97,8 +97,9 @@ export class RememberCodec {
     const [, loginId, rotationText, validatorText] = parts as [string, string, string, string]
     if (!LOGIN_ID.test(loginId) || !ROTATION.test(rotationText)) return null
     if (validatorText.length !== MAC_CHARS || !BASE64URL.test(validatorText)) return null
+    // 43 characters are 32 bytes; only the canonical spelling of them is accepted.
     const validator = Buffer.from(validatorText, 'base64url')
-    if (validator.length !== MAC_BYTES || validator.toString('base64url') !== validatorText) return null
+    if (validator.toString('base64url') !== validatorText) return null
     const rotation = Number(rotationText)
     if (!this.#keys.some((key) => timingSafeEqual(this.#validator(key, loginId, rotation), validator))) return null
     return { loginId, rotation, validatorHash: hashValidator(validator) }
