@@ -2,7 +2,7 @@
 // confirmLogin, and the read-only loginFresh, loginRemembered and safeNextUrl.
 import type { FastifyRequest } from 'fastify'
 import type { LoginInfo, LoginRevokedReason, LoginUser, LoginUserOptions } from '../types/index.js'
-import { FST_LOGIN_INVALID_DURATION, FST_LOGIN_NO_SESSION, FST_LOGIN_NO_STORE } from './errors.js'
+import { FST_LOGIN_INVALID_DURATION, FST_LOGIN_INVALID_USER_ID, FST_LOGIN_NO_SESSION, FST_LOGIN_NO_STORE } from './errors.js'
 import { isFresh } from './freshness.js'
 import type { LoginRecords } from './login-records.js'
 import { becomeAnonymous, currentUser, ensureState, rememberCookieVerifies, storeTokenOf, writeLogin, type LoginContext } from './loading.js'
@@ -37,6 +37,19 @@ export interface Actions {
   listLogins (this: FastifyRequest): Promise<LoginInfo[]>
   revokeLogin (this: FastifyRequest, id: string): Promise<boolean>
   revokeOtherLogins (this: FastifyRequest): Promise<number>
+  /** `loginManager.listLogins`. */
+  listUserLogins (userId: string | number): Promise<LoginInfo[]>
+  /** `loginManager.revokeLogins`. */
+  revokeUserLogins (userId: string | number): Promise<number>
+}
+
+/** A user id an administrator gives `loginManager`: as `loginUser` would store it. */
+function storedUserId (userId: unknown): string {
+  const id = typeof userId === 'number' && Number.isFinite(userId) ? String(userId) : userId
+  if (typeof id !== 'string' || id === '' || !id.isWellFormed()) {
+    throw new FST_LOGIN_INVALID_USER_ID('the user id must be a non-empty, well-formed string or a finite number')
+  }
+  return id
 }
 
 export function createActions (context: LoginContext): Actions {
@@ -168,6 +181,14 @@ export function createActions (context: LoginContext): Actions {
     return current === null ? 0 : store.revokeAll(this, current.userId, current.state.loginId)
   }
 
+  async function listUserLogins (userId: string | number): Promise<LoginInfo[]> {
+    return requireRecords().list(storedUserId(userId), null)
+  }
+
+  async function revokeUserLogins (userId: string | number): Promise<number> {
+    return requireRecords().revokeAll(undefined, storedUserId(userId), null)
+  }
+
   async function confirmLogin (this: FastifyRequest): Promise<void> {
     let session = requireSession(this)
     // A refreshed login is a login: a new session id, and nothing planted before it.
@@ -222,6 +243,8 @@ export function createActions (context: LoginContext): Actions {
     loginId,
     listLogins,
     revokeLogin,
-    revokeOtherLogins
+    revokeOtherLogins,
+    listUserLogins,
+    revokeUserLogins
   }
 }

@@ -7,9 +7,7 @@ import type {
 import fp from 'fastify-plugin'
 import type { FastifyLoginOptions, LoginEventListener, LoginEventName, LoginManager } from '../types/index.js'
 import { createActions } from './actions.js'
-import {
-  FST_LOGIN_ALREADY_REGISTERED, FST_LOGIN_INVALID_OPTION, FST_LOGIN_INVALID_USER_ID, FST_LOGIN_MISSING_COOKIE, FST_LOGIN_MISSING_SESSION, FST_LOGIN_NO_STORE
-} from './errors.js'
+import { FST_LOGIN_ALREADY_REGISTERED, FST_LOGIN_INVALID_OPTION, FST_LOGIN_MISSING_COOKIE, FST_LOGIN_MISSING_SESSION } from './errors.js'
 import { LoginEventHub } from './events.js'
 import { createRouteGuards, kGuards } from './guards.js'
 import { createLifetime, loginExpiredOf } from './lifetime.js'
@@ -78,18 +76,6 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
   // Chosen once: without a store, loading stays synchronous for synchronous loaders.
   const load = records === null ? loadUser : loadStoredUser
 
-  function requireRecords (): LoginRecords {
-    if (records === null) throw new FST_LOGIN_NO_STORE()
-    return records
-  }
-
-  function storeUserId (userId: unknown): string {
-    const id = typeof userId === 'number' && Number.isFinite(userId) ? String(userId) : userId
-    if (typeof id !== 'string' || id === '' || !id.isWellFormed()) {
-      throw new FST_LOGIN_INVALID_USER_ID('the user id must be a non-empty, well-formed string or a finite number')
-    }
-    return id
-  }
   const responses = createResponses(config, events)
   const testLogins = new Map<string, PendingTestLogin>()
   if (config.loginDisabled) fastify.log.warn('fastify-login: loginDisabled is set, so every login guard lets every request through; use it in tests only')
@@ -102,8 +88,8 @@ const plugin: FastifyPluginCallback<FastifyLoginOptions> = function fastifyLogin
     unauthorized: responses.unauthorized,
     needsRefresh: responses.needsRefresh,
     loginUrl: responses.loginUrl,
-    async listLogins (userId) { return requireRecords().list(storeUserId(userId), null) },
-    async revokeLogins (userId) { return requireRecords().revokeAll(undefined, storeUserId(userId), null) }
+    listLogins: actions.listUserLogins,
+    revokeLogins: actions.revokeUserLogins
   }
   Object.defineProperty(manager, kTestLogins, { value: testLogins })
 

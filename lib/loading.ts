@@ -104,8 +104,7 @@ export function dropLogin (context: LoginContext, request: FastifyRequest, state
   becomeAnonymous(state)
 }
 
-/** Writes a login into the session: the keys `loginUser` and a cookie restore share. */
-/** Writes a login into a session that holds none: only the keys that have a value. */
+/** Writes a login into a session that holds none (the keys `loginUser` and a cookie restore share): only the keys that have a value. */
 export function writeLogin (context: LoginContext, request: FastifyRequest, session: SessionLike, userId: string, fresh: boolean, version: string | undefined): void {
   const { config, lifetime } = context
   const now = Date.now()
