@@ -175,7 +175,7 @@ export interface LoginStore {
 
 /** Options of `MemoryLoginStore`. */
 export interface MemoryLoginStoreOptions {
-  /** Most records kept; when full, expired records go first, then the oldest logins. Default 100000. */
+  /** Most records kept; when full, expired records are dropped (at most once a minute), then the oldest logins. Default 100000. */
   maxLogins?: number
 }
 
@@ -243,7 +243,7 @@ export interface FastifyLoginOptions {
   sessionVersion?: (user: LoginUser) => string
   /** Seconds a login stays fresh. Default: no limit. */
   freshMaxAge?: number
-  /** Rotate the session id on login and logout. Default `true`. */
+  /** Rotate the session id on `loginUser`, a remember-cookie restore, `confirmLogin` and `logoutUser`. Default `true`. */
   regenerateSession?: boolean
   /** Require a login on every route registered after the plugin (and any already there when it loads) unless `config.login` says otherwise. Default `false`. */
   loginRequiredByDefault?: boolean
@@ -384,7 +384,10 @@ export interface LoginManager {
   on<E extends LoginEventName>(event: E, listener: LoginEventListener<E>): LoginManager
   once<E extends LoginEventName>(event: E, listener: LoginEventListener<E>): LoginManager
   off<E extends LoginEventName>(event: E, listener: LoginEventListener<E>): LoginManager
-  /** Sends the unauthorized response; rejects with `FST_LOGIN_UNAUTHORIZED` when that is the response. */
+  /**
+   * Sends the unauthorized response; rejects with `FST_LOGIN_UNAUTHORIZED` when that is the
+   * response (`FST_LOGIN_SESSION_EXPIRED` when the request's login has just expired).
+   */
   unauthorized (request: FastifyRequest, reply: FastifyReply): Promise<void>
   /** Sends the needs-refresh response; rejects with `FST_LOGIN_NEEDS_REFRESH` when that is the response. */
   needsRefresh (request: FastifyRequest, reply: FastifyReply): Promise<void>
@@ -437,7 +440,7 @@ declare module 'fastify' {
     loginUser (user: LoginUser, options?: LoginUserOptions): Promise<boolean>
     /** Logs the current user out and clears the remember cookie. */
     logoutUser (): Promise<boolean>
-    /** Marks the login fresh again. */
+    /** Marks the login fresh again; like a login, gives a stored session a new id (with `regenerateSession`) and removes the `dropOnLogin` keys. */
     confirmLogin (): Promise<void>
     /** The `next` target if it is a safe redirect for this host (never `http:` on an HTTPS request), else `fallback` (default `'/'`). */
     safeNextUrl (fallback?: string): string
