@@ -4,24 +4,15 @@
 // secret planted in a session before the login never survives it. Tested
 // with the real @fastify/csrf-protection on both session plugins.
 import t, { type Test } from 'tap'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import fastifyCsrfProtection from '@fastify/csrf-protection'
 import { MemoryLoginStore } from '../lib/index.js'
-import { buildApp, CookieJar, type BuildOptions } from './helpers.js'
+import { buildApp, CookieJar, sessionOf, type BuildOptions } from './helpers.js'
 
 const PLUGINS = ['session', 'secure-session'] as const
 type Plugin = typeof PLUGINS[number]
 
 const SESSION_COOKIE: Record<Plugin, string> = { session: 'sessionId', 'secure-session': 'session' }
-
-interface PlainSession {
-  get (key: string): unknown
-  set (key: string, value: unknown): void
-}
-
-function sessionOf (request: FastifyRequest): PlainSession {
-  return (request as unknown as { session: PlainSession }).session
-}
 
 interface CsrfReply {
   generateCsrf (): string

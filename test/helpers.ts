@@ -1,6 +1,6 @@
 // Shared test helpers: an app builder with a small user table, and a cookie
 // jar that stores and sends cookies the way a browser does.
-import Fastify, { type FastifyInstance, type InjectOptions, type LightMyRequestResponse } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyRequest, type InjectOptions, type LightMyRequestResponse } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import fastifySecureSession from '@fastify/secure-session'
@@ -133,6 +133,16 @@ interface StoredCookie {
 }
 
 /** Keeps cookies between `inject` calls like a browser: honours Max-Age, Expires, Path and deletion. */
+/** The session of either plugin, read and written through what both have. */
+export interface PlainSession {
+  get (key: string): unknown
+  set (key: string, value: unknown): void
+}
+
+export function sessionOf (request: FastifyRequest): PlainSession {
+  return (request as unknown as { session: PlainSession }).session
+}
+
 export class CookieJar {
   readonly cookies = new Map<string, StoredCookie>()
 

@@ -5,10 +5,10 @@
 // come up to one activity interval (a tenth of idleTimeout here) early.
 import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { FastifyInstance, FastifyRequest, Session } from 'fastify'
+import type { FastifyInstance, Session } from 'fastify'
 import { MemoryStore } from '@fastify/session'
 import { SESSION_KEYS, type SessionExpiredEvent } from '../lib/index.js'
-import { buildApp, CookieJar, type BuildOptions } from './helpers.js'
+import { buildApp, CookieJar, sessionOf, type BuildOptions } from './helpers.js'
 
 /** @fastify/session's memory store, counting its writes (`store.set`). */
 class CountingStore extends MemoryStore {
@@ -25,15 +25,6 @@ class CountingStore extends MemoryStore {
     this.writes++
     super.set(sessionId, session, callback)
   }
-}
-
-interface AnySession {
-  get (key: string): unknown
-  set (key: string, value: unknown): void
-}
-
-function sessionOf (request: FastifyRequest): AnySession {
-  return (request as unknown as { session: AnySession }).session
 }
 
 interface FlashReply {

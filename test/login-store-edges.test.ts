@@ -6,7 +6,7 @@ import { AssertionError } from 'node:assert'
 import { MemoryLoginStore, type LoginRecord } from '../lib/index.js'
 import { testLoginStore } from '../lib/testing.js'
 import { buildApp, CookieJar, LOGIN_SECRET, makeUsers } from './helpers.js'
-import { buildStoreApp, ControlledStore, useClock } from './store-helpers.js'
+import { buildStoreApp, ControlledStore, sessionStoreOutliving, useClock } from './store-helpers.js'
 
 const COOKIE = 'remember_token'
 
@@ -287,12 +287,7 @@ t.test('with a store, a userLoader that fails fails the request, and a requestLo
 })
 
 t.test('logins from before the store: with a remember cookie of the same user the record is remembered, of another user not', async (t) => {
-  const sessions = new Map<string, unknown>()
-  const sessionStore = {
-    get (id: string, callback: (error: null, session?: unknown) => void) { callback(null, sessions.get(id)) },
-    set (id: string, session: unknown, callback: (error?: null) => void) { sessions.set(id, JSON.parse(JSON.stringify(session))); callback() },
-    destroy (id: string, callback: (error?: null) => void) { sessions.delete(id); callback() }
-  }
+  const sessionStore = sessionStoreOutliving()
   const before = await buildApp({ session: { store: sessionStore } })
   const ann = new CookieJar(before.app)
   await ann.inject({ method: 'POST', url: '/login/1?remember=1' })

@@ -7,7 +7,7 @@ import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import fastifyLogin, { MemoryLoginStore, type LoginInfo, type LoginRevokedEvent } from '../lib/index.js'
 import { buildApp, CookieJar, LOGIN_SECRET, SESSION_SECRET, makeUsers, User } from './helpers.js'
-import { addDeviceRoutes, buildStoreApp, useClock } from './store-helpers.js'
+import { addDeviceRoutes, buildStoreApp, sessionStoreOutliving, useClock } from './store-helpers.js'
 
 const PLUGINS = ['session', 'secure-session'] as const
 
@@ -255,12 +255,7 @@ t.test('a request still in flight when its login is logged out cannot bring it b
 })
 
 t.test('turning a store on logs nobody out: logins from before get their record at the next request', async (t) => {
-  const sessions = new Map<string, unknown>()
-  const sessionStore = {
-    get (id: string, callback: (error: null, session?: unknown) => void) { callback(null, sessions.get(id)) },
-    set (id: string, session: unknown, callback: (error?: null) => void) { sessions.set(id, JSON.parse(JSON.stringify(session))); callback() },
-    destroy (id: string, callback: (error?: null) => void) { sessions.delete(id); callback() }
-  }
+  const sessionStore = sessionStoreOutliving()
   const before = await buildApp({ session: { store: sessionStore } })
   const sessionJar = new CookieJar(before.app)
   await sessionJar.inject({ method: 'POST', url: '/login/1' })

@@ -109,6 +109,26 @@ export function useClock (t: { teardown: (fn: () => void) => void }): { advance:
   return { advance (ms) { offset += ms } }
 }
 
+/**
+ * An @fastify/session store that outlives one app, so that a second app (with
+ * a login store) finds the first one's sessions. It keeps copies, as a real
+ * store keeps serialised sessions.
+ */
+export function sessionStoreOutliving (): SessionStore {
+  const sessions = new Map<string, unknown>()
+  return {
+    get (id, callback) { callback(null, sessions.get(id)) },
+    set (id, session, callback) { sessions.set(id, JSON.parse(JSON.stringify(session))); callback() },
+    destroy (id, callback) { sessions.delete(id); callback() }
+  }
+}
+
+interface SessionStore {
+  get (id: string, callback: (error: null, session?: unknown) => void): void
+  set (id: string, session: unknown, callback: (error?: null) => void): void
+  destroy (id: string, callback: (error?: null) => void): void
+}
+
 export function sleep (ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
