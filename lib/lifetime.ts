@@ -6,11 +6,29 @@ import type { FastifyRequest } from 'fastify'
 import type { SessionExpiryReason } from '../types/index.js'
 import type { LoginEventHub } from './events.js'
 import type { LoginConfig } from './options.js'
-import { KEY_ACTIVE_AT, KEY_LOGIN_AT, KEY_USER_ID, LOGIN_KEYS, removeKeys, type SessionLike } from './session.js'
+import { KEY_LIFETIME, KEY_USER_ID, LOGIN_KEYS, removeKeys, type SessionLike } from './session.js'
 import { stateOf, type LoginState } from './state.js'
 
 /** Longest time between two writes of the activity time, in seconds (a tenth of `idleTimeout` when that is shorter). */
 const MAX_ACTIVITY_INTERVAL = 60
+
+// Both times live in one session key, as `<login time>.<activity time>`, each
+// in milliseconds since the epoch in base 36 (`mxe3gdmf.mxe3h1q0`, 17
+// characters). @fastify/session hashes the whole session twice per request and
+// @fastify/secure-session decrypts it from the cookie, so every key and byte
+// costs on every request; two 13-digit keys cost twice as much.
+const LIFETIME_FORMAT = /^[0-9a-z]{1,11}\.[0-9a-z]{1,11}$/
+
+function encodeTimes (loginAt: number, activeAt: number): string {
+  return loginAt.toString(36) + '.' + activeAt.toString(36)
+}
+
+/** The login and activity times of a session's `_lifetime`, or `null` when it is missing or malformed. */
+function decodeTimes (value: unknown): [loginAt: number, activeAt: number] | null {
+  if (typeof value !== 'string' || !LIFETIME_FORMAT.test(value)) return null
+  const dot = value.indexOf('.')
+  return [parseInt(value.slice(0, dot), 36), parseInt(value.slice(dot + 1), 36)]
+}
 
 export class SessionLifetime {
   readonly #events: LoginEventHub
@@ -27,8 +45,7 @@ export class SessionLifetime {
 
   /** Stamps a new login (`loginUser`, a remember-cookie restore) with the times its timeouts count from. */
   stamp (session: SessionLike, now: number): void {
-    if (this.#absoluteMs !== undefined) session.set(KEY_LOGIN_AT, now)
-    if (this.#idleMs !== undefined) session.set(KEY_ACTIVE_AT, now)
+    session.set(KEY_LIFETIME, encodeTimes(now, now))
   }
 
   /**
@@ -50,26 +67,20 @@ export class SessionLifetime {
   }
 
   // Why the login has expired, or null once the activity time is written
-  // (when due). A login without its timestamp (made before the option was
-  // turned on) counts as expired: an encrypted cookie session could otherwise
-  // be replayed without one, and stamped anew, forever.
+  // (when due). A login without its times (made before a timeout was turned
+  // on) counts as expired: an encrypted cookie session could otherwise be
+  // replayed without them, and stamped anew, forever.
   #check (session: SessionLike, now: number): SessionExpiryReason | null {
-    let absoluteEnd = Infinity
-    if (this.#absoluteMs !== undefined) {
-      const loginAt = session.get(KEY_LOGIN_AT)
-      absoluteEnd = Number.isFinite(loginAt) ? (loginAt as number) + this.#absoluteMs : -Infinity
-    }
-    let idleEnd = Infinity
-    let activeAt: unknown
-    if (this.#idleMs !== undefined) {
-      activeAt = session.get(KEY_ACTIVE_AT)
-      idleEnd = Number.isFinite(activeAt) ? (activeAt as number) + this.#idleMs : -Infinity
-    }
+    const times = decodeTimes(session.get(KEY_LIFETIME))
+    const loginAt = times === null ? -Infinity : times[0]
+    const activeAt = times === null ? -Infinity : times[1]
+    const absoluteEnd = this.#absoluteMs === undefined ? Infinity : loginAt + this.#absoluteMs
+    const idleEnd = this.#idleMs === undefined ? Infinity : activeAt + this.#idleMs
     // The reason is whichever timeout ended the login first.
     if (now > absoluteEnd || now > idleEnd) return absoluteEnd <= idleEnd ? 'absolute' : 'idle'
     // The activity time written lags the real one by less than an interval:
     // idle expiry may come that much early, never late.
-    if (activeAt !== undefined && now - (activeAt as number) >= this.#intervalMs) session.set(KEY_ACTIVE_AT, now)
+    if (this.#idleMs !== undefined && now - activeAt >= this.#intervalMs) session.set(KEY_LIFETIME, encodeTimes(loginAt, now))
     return null
   }
 }

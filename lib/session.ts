@@ -13,10 +13,11 @@ export const KEY_NEXT = 'next'
 export const KEY_VERSION = '_session_version'
 /** Beyond Flask: when the login was last made fresh, in milliseconds since the epoch. */
 export const KEY_FRESH_AT = '_fresh_at'
-/** Beyond Flask, with `absoluteTimeout`: when the login was made, in milliseconds since the epoch. */
-export const KEY_LOGIN_AT = '_login_at'
-/** Beyond Flask, with `idleTimeout`: the last activity time written, in milliseconds since the epoch. */
-export const KEY_ACTIVE_AT = '_active_at'
+/**
+ * Beyond Flask, with `idleTimeout` or `absoluteTimeout`: when the login was
+ * made and when its activity was last written (lib/lifetime.ts has the format).
+ */
+export const KEY_LIFETIME = '_lifetime'
 
 /** Beyond Flask: with a login store, the id of the login's record. */
 export const KEY_LOGIN_ID = '_login_id'
@@ -24,7 +25,7 @@ export const KEY_LOGIN_ID = '_login_id'
 /** Every key fastify-login may write into a session. Nothing else is touched. */
 export const SESSION_KEYS: readonly string[] = Object.freeze([
   KEY_USER_ID, KEY_FRESH, KEY_IDENTIFIER, KEY_REMEMBER, KEY_REMEMBER_SECONDS, KEY_NEXT, KEY_VERSION, KEY_FRESH_AT,
-  KEY_LOGIN_AT, KEY_ACTIVE_AT, KEY_LOGIN_ID
+  KEY_LIFETIME, KEY_LOGIN_ID
 ])
 
 /** The keys a login owns; `next` is not one of them (it survives login and logout). */

@@ -89,6 +89,14 @@ async function peek (jar: CookieJar): Promise<Record<string, unknown>> {
   return (await jar.inject('/peek')).json()
 }
 
+/** The login and activity times in a session's `_lifetime` (`<login>.<activity>`, milliseconds in base 36). */
+async function timesOf (jar: CookieJar): Promise<{ loginAt: number, activeAt: number }> {
+  const value = (await peek(jar))._lifetime
+  if (typeof value !== 'string' || !/^[0-9a-z]+\.[0-9a-z]+$/.test(value)) throw new Error('no _lifetime in the session')
+  const [loginAt, activeAt] = value.split('.').map((part) => parseInt(part, 36)) as [number, number]
+  return { loginAt, activeAt }
+}
+
 t.test('options', async (t) => {
   t.test('are validated at register with FST_LOGIN_INVALID_OPTION', async (t) => {
     const invalid: Array<[string, unknown]> = [
@@ -140,7 +148,7 @@ t.test('idleTimeout', async (t) => {
     const { jar, loaded } = await setup(t, { login: { idleTimeout: 0.2 } })
     await logIn(jar)
     await jar.inject({ method: 'POST', url: '/cart' })
-    t.ok('_active_at' in await peek(jar))
+    t.ok('_lifetime' in await peek(jar))
     await sleep(500)
     const before = loaded.length
     t.equal((await state(jar)).expired, 'idle')
@@ -215,11 +223,11 @@ t.test('a valid remember cookie restores a new login that is not fresh', async (
   t.test('after absolute expiry, the restore starting a new absolute period', async (t) => {
     const { jar, expired } = await setup(t, { login: { absoluteTimeout: 1 } })
     await logIn(jar, '?remember=1')
-    const firstLoginAt = (await peek(jar))._login_at as number
+    const firstLoginAt = (await timesOf(jar)).loginAt
     await sleep(1300)
     const before = Date.now()
     t.equal((await state(jar)).expired, 'absolute')
-    const loginAt = (await peek(jar))._login_at as number
+    const { loginAt } = await timesOf(jar)
     t.ok(loginAt >= before && loginAt > firstLoginAt, 'the restore\'s login time is now')
     await sleep(150)
     t.same(await state(jar), { authenticated: true, fresh: false, remembered: true, expired: null })
@@ -329,14 +337,15 @@ t.test('the activity time is written at most once per interval', async (t) => {
     // Interval: 0.5 s / 10 = 50 ms.
     const { jar, store } = await setup(t, { login: { idleTimeout: 0.5 } })
     await logIn(jar)
-    const loggedInAt = (await peek(jar))._active_at as number
+    const { activeAt: loggedInAt, loginAt } = await timesOf(jar)
     await sleep(100)
     const writes = store.writes
     const before = Date.now()
     await state(jar)
     t.equal(store.writes - writes, 1, 'one store write')
-    const activeAt = (await peek(jar))._active_at as number
-    t.ok(activeAt >= before && activeAt > loggedInAt, 'the new activity time is now')
+    const times = await timesOf(jar)
+    t.ok(times.activeAt >= before && times.activeAt > loggedInAt, 'the new activity time is now')
+    t.equal(times.loginAt, loginAt, 'the login time stays')
   })
 
   t.test('on @fastify/secure-session, the cookie is re-sent only when the activity time is written', async (t) => {
@@ -362,17 +371,34 @@ t.test('without the options, exactly today\'s behaviour', async (t) => {
     t.equal(expired.length, 0)
   })
 
-  t.test('each timeout alone writes only its own key', async (t) => {
-    const idle = await setup(t, { login: { idleTimeout: 60 } })
-    await logIn(idle.jar)
-    t.same(Object.keys(await peek(idle.jar)).sort(), ['_active_at', '_fresh', '_id', '_user_id'])
-    const absolute = await setup(t, { login: { absoluteTimeout: 60 } })
-    await logIn(absolute.jar)
-    t.same(Object.keys(await peek(absolute.jar)).sort(), ['_fresh', '_id', '_login_at', '_user_id'])
+  t.test('either timeout adds one key, _lifetime, with the login time twice', async (t) => {
+    for (const login of [{ idleTimeout: 60 }, { absoluteTimeout: 60 }]) {
+      const { jar } = await setup(t, { login })
+      const before = Date.now()
+      await logIn(jar)
+      t.same(Object.keys(await peek(jar)).sort(), ['_fresh', '_id', '_lifetime', '_user_id'])
+      const { loginAt, activeAt } = await timesOf(jar)
+      t.ok(loginAt >= before && loginAt <= Date.now(), 'the login time is now')
+      t.equal(activeAt, loginAt)
+    }
+  })
+
+  t.test('a malformed _lifetime counts as no login time: the login is over', async (t) => {
+    for (const value of ['', 'mxe3gdmf', 'mxe3gdmf.', '.mxe3gdmf', 'MXE3GDMF.MXE3GDMF', 'mxe3gdmf.mxe3gdmf.1', '1e5.1e5', 'zzzzzzzzzzzz.1', 1765000000000, ['mxe3gdmf', 'mxe3gdmf']]) {
+      const { app, jar, expired } = await setup(t, { login: { idleTimeout: 60, absoluteTimeout: 60 } })
+      app.post('/tamper', { config: { login: false } }, async (request) => {
+        sessionOf(request).set('_lifetime', value)
+        return {}
+      })
+      await logIn(jar)
+      await jar.inject({ method: 'POST', url: '/tamper' })
+      t.equal((await state(jar)).expired, 'absolute', `${JSON.stringify(value)}: over`)
+      t.equal(expired.length, 1)
+    }
   })
 
   t.test('the new keys are in SESSION_KEYS and leave with a logout', async (t) => {
-    t.ok(SESSION_KEYS.includes('_login_at') && SESSION_KEYS.includes('_active_at'))
+    t.ok(SESSION_KEYS.includes('_lifetime'))
     const { jar } = await setup(t, { login: { idleTimeout: 60, absoluteTimeout: 60 } })
     await logIn(jar)
     await jar.inject({ method: 'POST', url: '/cart' })
@@ -462,7 +488,7 @@ t.test('together with the other options', async (t) => {
       t.equal((await state(jar)).expired, 'idle')
       t.equal(jar.get('sessionId') !== sessionCookie, regenerateSession)
       t.equal(store.data.size, 1, 'one session in the store')
-      t.same(Object.keys(await peek(jar)).sort(), ['_active_at', '_fresh', '_id', '_user_id', 'cart'])
+      t.same(Object.keys(await peek(jar)).sort(), ['_fresh', '_id', '_lifetime', '_user_id', 'cart'])
     })
   }
 })
