@@ -37,7 +37,7 @@ export const FST_LOGIN_MISSING_COOKIE = createError<'FST_LOGIN_MISSING_COOKIE', 
 
 export const FST_LOGIN_NO_SESSION = createError<'FST_LOGIN_NO_SESSION', 500, []>(
   'FST_LOGIN_NO_SESSION',
-  'No session is available on this request (is the route outside the session cookie path?): loginUser, logoutUser and confirmLogin need one',
+  'No session is available on this request (is the route outside the session cookie path?): loginUser and confirmLogin need one',
   500)
 
 export const FST_LOGIN_INVALID_DURATION = createError<'FST_LOGIN_INVALID_DURATION', 500, [string]>(

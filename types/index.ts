@@ -146,8 +146,8 @@ export type LoginRecordChanges = Partial<Pick<LoginRecord,
 /**
  * Where logins are kept (`loginStore`). Small enough to write over SQL; check
  * an implementation with `testLoginStore` from `fastify-login/testing`.
- * Every method may be async; a method that throws or rejects fails the
- * request with a 503 `FST_LOGIN_STORE_FAILED`.
+ * Every method but `createId` may be async; a method that throws or rejects
+ * fails the request with a 503 `FST_LOGIN_STORE_FAILED`.
  */
 export interface LoginStore {
   /**
