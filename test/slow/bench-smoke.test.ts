@@ -58,7 +58,7 @@ const EXPECTED: Record<Expectation, unknown> = {
 }
 
 t.test('every scenario answers its measured request', async (t) => {
-  t.equal(harness.SCENARIOS.length, 17, 'the twelve scenarios of issue 6, three diagnostics and the two of issue 13')
+  t.equal(harness.SCENARIOS.length, 19, 'the twelve scenarios of issue 6, three diagnostics, the two of issue 12 and the two of issue 13')
   const servers = await Promise.all(harness.SCENARIOS.map((scenario) => harness.startServer(scenario.id)))
   t.teardown(() => Promise.all(servers.map((server) => server.close())))
   for (const [index, scenario] of harness.SCENARIOS.entries()) {
